@@ -4,7 +4,11 @@
 // variables over those defaults.
 package configs
 
-import "time"
+import (
+	"net/netip"
+	"path/filepath"
+	"time"
+)
 
 // Config is the whole configuration of one nexus process.
 type Config struct {
@@ -129,4 +133,74 @@ type TierLimits struct {
 type TierPrices struct {
 	Month string `koanf:"month" json:"month,omitempty"`
 	Year  string `koanf:"year" json:"year,omitempty"`
+}
+
+// ModuleEnabled reports whether the module's section exists and its
+// "enabled" key is true.
+func (c *Config) ModuleEnabled(name string) bool {
+	enabled, _ := c.Modules[name]["enabled"].(bool)
+	return enabled
+}
+
+// ModuleSection returns a deep copy of the module's section without the
+// "enabled" key, for the module's Decode. The map is empty, never nil, when
+// the config has no section for the module.
+func (c *Config) ModuleSection(name string) map[string]any {
+	section := map[string]any{}
+	for key, value := range c.Modules[name] {
+		if key != "enabled" {
+			section[key] = deepCopy(value)
+		}
+	}
+	return section
+}
+
+// deepCopy copies the maps and lists of a decoded YAML value, so that a
+// module that changes its section never changes the Config.
+func deepCopy(value any) any {
+	switch v := value.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for key, item := range v {
+			out[key] = deepCopy(item)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, item := range v {
+			out[i] = deepCopy(item)
+		}
+		return out
+	}
+	return value
+}
+
+// MasterKeyPath returns the file that holds the master key when
+// security.master_key is empty: security.master_key_file, or master.key in
+// data_dir when that is empty too.
+func (c *Config) MasterKeyPath() string {
+	if c.Security.MasterKeyFile != "" {
+		return c.Security.MasterKeyFile
+	}
+	return filepath.Join(c.DataDir, "master.key")
+}
+
+// TrustedProxyNets returns server.trusted_proxies as prefixes, a single
+// address as a /32 or /128 prefix. IPv4-mapped IPv6 addresses are unmapped.
+// Entries that do not parse are skipped, because Validate reports them.
+func (c *Config) TrustedProxyNets() []netip.Prefix {
+	prefixes := make([]netip.Prefix, 0, len(c.Server.TrustedProxies))
+	for _, proxy := range c.Server.TrustedProxies {
+		if prefix, err := parseProxy(proxy); err == nil {
+			prefixes = append(prefixes, prefix)
+		}
+	}
+	return prefixes
+}
+
+// TierFor returns the catalog entry of the tier id, and false when the
+// catalog has no such tier.
+func (c *Config) TierFor(id string) (Tier, bool) {
+	tier, ok := c.Tiers.Catalog[id]
+	return tier, ok
 }
