@@ -113,30 +113,35 @@ func (m *Manager) Statuses() []ModuleStatus {
 }
 
 // CheckConfig reports the problems of cfg's module set without changing
-// anything: unknown module names, a module whose required module is
-// disabled, and module sections that fail to decode.
-func (m *Manager) CheckConfig(cfg *configs.Config) error {
+// anything; see CheckModules.
+func (m *Manager) CheckConfig(cfg *configs.Config) error { return CheckModules(cfg) }
+
+// CheckModules reports the problems of cfg's module set: unknown module
+// names, a module whose required module is disabled, and module sections
+// that fail to decode. It decodes into fresh module values, so running
+// modules are not touched.
+func CheckModules(cfg *configs.Config) error {
 	var problems []string
+	registered := RegisteredModules()
 
 	for name := range cfg.Modules {
-		if _, ok := m.modules[name]; !ok {
+		if _, ok := NewModule(name); !ok {
 			problems = append(problems, fmt.Sprintf("modules.%s: unknown module; registered modules: %s",
-				name, strings.Join(m.order, ", ")))
+				name, strings.Join(registered, ", ")))
 		}
 	}
 
-	for _, name := range m.order {
+	for _, name := range registered {
 		if !moduleEnabled(cfg, name) {
 			continue
 		}
-		for _, required := range m.modules[name].Info().Requires {
+		probe, _ := NewModule(name)
+		for _, required := range probe.Info().Requires {
 			if !moduleEnabled(cfg, required) {
 				problems = append(problems, fmt.Sprintf("modules.%s: module %s requires module %s, which is disabled",
 					name, name, required))
 			}
 		}
-		// A fresh value decodes the section so the live module is not touched.
-		probe, _ := NewModule(name)
 		if err := probe.Decode(moduleSection(cfg, name)); err != nil {
 			problems = append(problems, err.Error())
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/runtime/clock"
+	"github.com/nexus-suite/nexus/runtime/keyring"
 	"github.com/nexus-suite/nexus/storage"
 	"github.com/nexus-suite/nexus/storage/kv"
 )
@@ -55,12 +56,15 @@ type HealthProber interface {
 
 // Host is what a module receives at provision: the shared services of the process.
 type Host struct {
+	// Config is the configuration the process started with. A module reads
+	// its own options in Decode, which a reload calls again.
 	Config *configs.Config
 	Logger *slog.Logger
 	DB     *storage.DB
 	KV     kv.Store
 	Clock  clock.Clock
 	Users  *Users
+	Keys   *keyring.Keyring
 }
 
 // ModuleFactory returns a new, unconfigured module value.

@@ -24,4 +24,16 @@ const (
 type DB struct {
 	*sql.DB
 	Dialect Dialect
+	// redacted names the database for logs, with any password replaced.
+	redacted string
+}
+
+// Redacted returns the database's URL or file path with the password
+// replaced, for logs and errors. It returns the dialect's name when the DB
+// was not made by Open.
+func (db *DB) Redacted() string {
+	if db.redacted == "" {
+		return string(db.Dialect)
+	}
+	return db.redacted
 }
