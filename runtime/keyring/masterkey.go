@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -28,7 +29,7 @@ const defaultMasterKeyFile = "master.key"
 // Otherwise the key is read from cfg.MasterKeyFile, or <dataDir>/master.key
 // when that is empty. The file contains the key in base64 on one line.
 // A missing file is generated from crypto/rand with mode 0600 in a
-// directory created with mode 0700.
+// directory created with mode 0700, and logged with slog.Default.
 //
 // It returns an error when the key does not decode to 32 bytes, and, except
 // on Windows, when the file can be read by its group or by others.
@@ -135,6 +136,7 @@ func createMasterKeyFile(path string) ([]byte, error) {
 	}
 
 	syncDir(dir)
+	slog.Info("created master key file (back it up, because sealed secrets cannot be opened without it)", "path", path)
 	return key, nil
 }
 

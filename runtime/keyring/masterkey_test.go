@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nexus-suite/nexus/configs"
@@ -108,14 +109,14 @@ func TestLoadMasterKeyInvalid(t *testing.T) {
 		{"Empty", ""},
 	}
 	for _, tt := range tests {
-		t.Run("Config"+tt.name, func(t *testing.T) {
-			if tt.text == "" {
-				t.Skip("an empty master_key means the key file is used")
-			}
-			if _, err := keyring.LoadMasterKey(configs.Security{MasterKey: tt.text}, t.TempDir()); err == nil {
-				t.Error("LoadMasterKey accepted the key")
-			}
-		})
+		// An empty master_key selects the key file, so it is only a file case.
+		if tt.text != "" {
+			t.Run("Config"+tt.name, func(t *testing.T) {
+				if _, err := keyring.LoadMasterKey(configs.Security{MasterKey: tt.text}, t.TempDir()); err == nil {
+					t.Error("LoadMasterKey accepted the key")
+				}
+			})
+		}
 		t.Run("File"+tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "master.key")
 			if err := os.WriteFile(path, []byte(tt.text), 0o600); err != nil {
@@ -149,5 +150,31 @@ func TestLoadMasterKeyFromConfig(t *testing.T) {
 
 	if _, err := os.Stat(filepath.Join(dataDir, "master.key")); !os.IsNotExist(err) {
 		t.Errorf("LoadMasterKey with a configured key touched the key file: %v", err)
+	}
+}
+
+func TestLoadMasterKeyConcurrentCreate(t *testing.T) {
+	const processes = 8
+	dataDir := t.TempDir()
+	keys := make([][]byte, processes)
+	errs := make([]error, processes)
+
+	var wg sync.WaitGroup
+	for i := range processes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keys[i], errs[i] = keyring.LoadMasterKey(configs.Security{}, dataDir)
+		}()
+	}
+	wg.Wait()
+
+	for i := range processes {
+		if errs[i] != nil {
+			t.Errorf("LoadMasterKey %d: %v", i, errs[i])
+		}
+		if !bytes.Equal(keys[i], keys[0]) {
+			t.Errorf("LoadMasterKey %d returned another key than LoadMasterKey 0", i)
+		}
 	}
 }

@@ -81,6 +81,26 @@ func Postgres(t testing.TB, sets ...storage.MigrationSet) *storage.DB {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
+	schemaURL := PostgresURL(t)
+	db, err := storage.Open(ctx, configs.Database{URL: schemaURL}, "")
+	if err != nil {
+		t.Fatalf("open postgres schema %s: %v", storage.RedactURL(schemaURL), err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	migrate(t, ctx, db, sets)
+	return db
+}
+
+// PostgresURL creates a fresh, empty schema t_<random> and returns a URL
+// whose connections use it, for tests that open the database themselves
+// (a whole server, say). The schema is dropped with CASCADE at cleanup.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
 	baseURL := envOr(EnvPostgresURL, DefaultPostgresURL)
 	admin := openPostgres(t, baseURL)
 	defer admin.Close()
@@ -95,14 +115,7 @@ func Postgres(t testing.TB, sets ...storage.MigrationSet) *storage.DB {
 	if err != nil {
 		t.Fatalf("add search_path to %s: %v", storage.RedactURL(baseURL), err)
 	}
-	db, err := storage.Open(ctx, configs.Database{URL: schemaURL}, "")
-	if err != nil {
-		t.Fatalf("open postgres schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() { db.Close() })
-
-	migrate(t, ctx, db, sets)
-	return db
+	return schemaURL
 }
 
 // Engines runs fn as one subtest per engine, named "sqlite" and "postgres",

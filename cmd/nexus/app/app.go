@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -139,7 +140,35 @@ func (a *App) openKeys(ctx context.Context) error {
 	if err := a.keys.Ensure(ctx); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
+
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go a.reloadKeys(stop, done)
+	a.closers = append(a.closers, func() { close(stop); <-done })
 	return nil
+}
+
+// keyReloadInterval is how often a server reads the signing keys again, so
+// a rotation by `nexus keys rotate` or another node reaches it.
+const keyReloadInterval = time.Minute
+
+func (a *App) reloadKeys(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	ticker := time.NewTicker(keyReloadInterval)
+	defer ticker.Stop()
+
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ticker.C:
+			ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Database.ReadyTimeout*4)
+			if err := a.keys.Reload(ctx); err != nil {
+				a.logger.Error("reload signing keys failed", slog.String("error", err.Error()))
+			}
+			cancel()
+		}
+	}
 }
 
 func (a *App) startRuntime() error {
@@ -160,7 +189,7 @@ func (a *App) startRuntime() error {
 	a.closers = append(a.closers, a.users.Stop)
 
 	a.metrics = edge.NewMetrics()
-	events := newModuleEventMetrics(a.metrics)
+	events := newModuleEventMetrics(a.metrics, runtime.RegisteredModules())
 	host := &runtime.Host{Config: a.cfg, Logger: a.logger, DB: a.db, KV: a.kv, Clock: a.clock, Users: a.users, Keys: a.keys}
 	manager, err := runtime.NewManager(runtime.ManagerOptions{
 		System:       a.system,

@@ -18,7 +18,9 @@ type moduleEventMetrics struct {
 	events   *prometheus.CounterVec
 }
 
-func newModuleEventMetrics(metrics *edge.Metrics) *moduleEventMetrics {
+// newModuleEventMetrics registers the counters with a zero series for each
+// module, so a scrape shows every module before its first event.
+func newModuleEventMetrics(metrics *edge.Metrics, modules []string) *moduleEventMetrics {
 	m := &moduleEventMetrics{
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_module_restarts_total",
@@ -30,6 +32,9 @@ func newModuleEventMetrics(metrics *edge.Metrics) *moduleEventMetrics {
 		}, []string{"module", "event"}),
 	}
 	metrics.Registry().MustRegister(m.restarts, m.events)
+	for _, name := range modules {
+		m.restarts.WithLabelValues(name)
+	}
 	return m
 }
 
