@@ -1,14 +1,17 @@
 // Package openapi embeds the OpenAPI 3.1 document of the Nexus API, which
 // is kept in this folder as openapi.yaml and served as JSON at
-// /v1/openapi.json.
+// /v1/openapi.json. It also loads the document with kin-openapi and checks
+// responses against it, for tests of any package.
 package openapi
 
 import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"sort"
 	"sync"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"gopkg.in/yaml.v3"
 )
 
@@ -40,4 +43,49 @@ func toJSON(source []byte) ([]byte, error) {
 		return nil, fmt.Errorf("parse openapi.yaml: %w", err)
 	}
 	return json.Marshal(tree)
+}
+
+// Load parses the document with kin-openapi and resolves its references.
+// Every call returns a new *openapi3.T, so the caller may change it. Load
+// does not validate the document, which the caller does with Validate.
+func Load() (*openapi3.T, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(document)
+	if err != nil {
+		return nil, fmt.Errorf("load openapi.yaml: %w", err)
+	}
+	return doc, nil
+}
+
+// Route is one operation of the document.
+type Route struct {
+	// Method is the HTTP method in upper case, such as GET.
+	Method string
+	// Path is the path template, such as /v1/skills/{id}, which is also the
+	// edge router's pattern syntax.
+	Path string
+}
+
+// Routes returns the method and path of every operation in the document,
+// sorted by path, then method. It panics when the embedded document does
+// not load, which the package's tests catch.
+func Routes() []Route {
+	doc, err := Load()
+	if err != nil {
+		panic(fmt.Sprintf("openapi: embedded document is invalid: %v", err))
+	}
+
+	var routes []Route
+	for path, item := range doc.Paths.Map() {
+		for method := range item.Operations() {
+			routes = append(routes, Route{Method: method, Path: path})
+		}
+	}
+	sort.Slice(routes, func(i, j int) bool {
+		if routes[i].Path != routes[j].Path {
+			return routes[i].Path < routes[j].Path
+		}
+		return routes[i].Method < routes[j].Method
+	})
+	return routes
 }

@@ -3,8 +3,8 @@ package app_test
 import (
 	"bufio"
 	"context"
-	"io"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"strings"

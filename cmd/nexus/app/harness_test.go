@@ -17,6 +17,7 @@ import (
 	"github.com/nexus-suite/nexus/cmd/nexus/app"
 	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/edge"
+	"github.com/nexus-suite/nexus/edge/openapi"
 	"github.com/nexus-suite/nexus/runtime/clock"
 	"github.com/nexus-suite/nexus/storage"
 	"github.com/nexus-suite/nexus/storage/storagetest"
@@ -149,6 +150,9 @@ type response struct {
 	body   []byte
 }
 
+// String returns the body as text.
+func (r response) String() string { return string(r.body) }
+
 // envelopeError decodes {"error": {...}} from the body.
 func (r response) envelopeError(t *testing.T) edge.Error {
 	t.Helper()
@@ -202,7 +206,30 @@ func (s *testServer) do(t *testing.T, method, path, body string, headers ...stri
 	if err != nil {
 		t.Fatalf("read body of %s %s: %v", method, path, err)
 	}
+
+	// Every answer from a documented route must match the OpenAPI document;
+	// the routes under /v1/test/ exist only in these tests.
+	if !strings.HasPrefix(path, "/v1/test/") {
+		if err := documentValidator(t).Check(method, path, res.StatusCode, res.Header, data); err != nil {
+			t.Errorf("%s %s answered %d outside the OpenAPI document: %v\n%s", method, path, res.StatusCode, err, data)
+		}
+	}
 	return response{status: res.StatusCode, header: res.Header, body: data}
+}
+
+var (
+	validatorOnce sync.Once
+	validator     *openapi.Validator
+	validatorErr  error
+)
+
+func documentValidator(t *testing.T) *openapi.Validator {
+	t.Helper()
+	validatorOnce.Do(func() { validator, validatorErr = openapi.NewValidator() })
+	if validatorErr != nil {
+		t.Fatalf("load the OpenAPI document: %v", validatorErr)
+	}
+	return validator
 }
 
 func (s *testServer) get(t *testing.T, path, token string) response {
