@@ -26,9 +26,9 @@ func TierEntitlements(tiers configs.Tiers, id, source string) (Entitlements, err
 	return Entitlements{Tier: id, TierName: tier.Name, Source: source, Features: features, Limits: tier.Limits}, nil
 }
 
-// DefaultResolver gives every user the catalog's default tier. It is the
-// resolver until a module that knows subscriptions, trials and overrides
-// replaces it.
+// DefaultResolver gives every user the catalog's default tier. It stays the
+// resolver until a module that resolves subscriptions, trials and
+// overrides replaces it.
 type DefaultResolver struct {
 	Tiers configs.Tiers
 }

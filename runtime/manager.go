@@ -33,8 +33,8 @@ type ManagerOptions struct {
 
 // Manager drives every registered module through its lifecycle and keeps
 // one supervisor actor per enabled module. It holds one value per
-// registered module for the life of the process, so routes can be mounted
-// once; a module disabled and enabled again by a reload goes through the
+// registered module for the life of the process, so routes are mounted
+// once. A module that a reload disables and enables again goes through the
 // lifecycle again on the same value.
 type Manager struct {
 	opts    ManagerOptions

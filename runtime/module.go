@@ -54,7 +54,7 @@ type HealthProber interface {
 	Probe(ctx context.Context) error
 }
 
-// Host is what a module receives at provision: the shared services of the process.
+// Host is the set of shared services of the process that a module receives at provision.
 type Host struct {
 	// Config is the configuration the process started with. A module reads
 	// its own options in Decode, which a reload calls again.

@@ -14,7 +14,7 @@ import (
 	"github.com/nexus-suite/nexus/runtime/clock"
 )
 
-// SessionState is what the store holds about one session.
+// SessionState is the stored state of one session.
 type SessionState struct {
 	UserID    string
 	ExpiresAt time.Time

@@ -75,7 +75,7 @@ func (m *Module) Routes() []edge.Route {
 	}
 }
 
-// jwks answers with the key set in RFC 7517 form, outside the envelope, so
+// jwks writes the key set in RFC 7517 form, outside the envelope, so
 // that standard JWT libraries can fetch it.
 func (m *Module) jwks(r *edge.Request) error {
 	r.Ctx.Response.Header.Set("Cache-Control", "public, max-age=300")

@@ -90,7 +90,7 @@ func (m *Module) Routes() []edge.Route {
 	}
 }
 
-// current answers from the snapshot the user's actor admitted the request with.
+// current returns the snapshot that the user's actor admitted the request with.
 func (m *Module) current(r *edge.Request) error {
 	return r.JSON(http.StatusOK, r.Principal.Entitlements)
 }
@@ -99,7 +99,7 @@ func (m *Module) listTiers(r *edge.Request) error {
 	return r.JSON(http.StatusOK, m.catalog)
 }
 
-// checkResult is the answer of GET /v1/entitlements/check.
+// checkResult is the response body of GET /v1/entitlements/check.
 type checkResult struct {
 	Feature      string  `json:"feature"`
 	Granted      bool    `json:"granted"`

@@ -12,7 +12,7 @@ import (
 )
 
 // systemRoutes are the routes that need no authentication and belong to no
-// module: they answer even when every module is disabled, and the per-IP
+// module: they respond even when every module is disabled, and the per-IP
 // limit does not apply to them, so probes and status pages can poll freely.
 func (a *App) systemRoutes() []edge.Route {
 	return []edge.Route{
@@ -123,7 +123,7 @@ var indicatorDescriptions = map[string]string{
 	"critical": "Major Service Outage",
 }
 
-// status always answers 200; the body carries the health of each module.
+// status always returns 200, and the body carries the health of each module.
 func (a *App) status(r *edge.Request) error {
 	statuses := a.manager.Statuses()
 	page := statusPage{Page: statusPageInfo{Name: "Nexus"}}
@@ -148,7 +148,7 @@ func (a *App) status(r *edge.Request) error {
 	return nil
 }
 
-// jwks answers with the key set in RFC 7517 form, outside the envelope, so
+// jwks writes the key set in RFC 7517 form, outside the envelope, so
 // that standard JWT libraries can fetch it.
 func (a *App) jwks(r *edge.Request) error {
 	r.Ctx.Response.Header.Set("Cache-Control", "public, max-age=300")
