@@ -9,8 +9,8 @@ import (
 )
 
 // newLogger returns the process logger: JSON, or text when format is auto
-// and w is a terminal.
-func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {
+// and the output is a terminal.
+func newLogger(cfg configs.Log, w io.Writer, terminal bool) *slog.Logger {
 	var level slog.Level
 	switch cfg.Level {
 	case "debug":
@@ -24,18 +24,14 @@ func newLogger(cfg configs.Log, w io.Writer) *slog.Logger {
 	}
 	options := &slog.HandlerOptions{Level: level}
 
-	text := cfg.Format == "text" || (cfg.Format == "auto" && isTerminal(w))
+	text := cfg.Format == "text" || (cfg.Format == "auto" && terminal)
 	if text {
 		return slog.New(slog.NewTextHandler(w, options))
 	}
 	return slog.New(slog.NewJSONHandler(w, options))
 }
 
-func isTerminal(w io.Writer) bool {
-	file, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
+func isTerminal(file *os.File) bool {
 	info, err := file.Stat()
 	return err == nil && info.Mode()&os.ModeCharDevice != 0
 }

@@ -35,7 +35,9 @@ and applies a changed module set.`,
 }
 
 func serve(cfg *configs.Config, path string) error {
-	logger := newLogger(cfg.Log, os.Stderr)
+	output := newBufferedWriter(os.Stderr)
+	defer output.Close()
+	logger := newLogger(cfg.Log, output, isTerminal(os.Stderr))
 	slog.SetDefault(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

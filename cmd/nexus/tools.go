@@ -102,7 +102,7 @@ up when they reload their key set.`,
 				if err != nil {
 					return err
 				}
-				ring := keyring.New(db, masterKey, clock.System{}, newLogger(cfg.Log, os.Stderr))
+				ring := keyring.New(db, masterKey, clock.System{}, newLogger(cfg.Log, os.Stderr, isTerminal(os.Stderr)))
 				if err := ring.Ensure(ctx); err != nil {
 					return err
 				}
