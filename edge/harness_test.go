@@ -58,11 +58,10 @@ func (v *fakeVerifier) Verify(token string) (bearer.Claims, error) {
 
 // fakeAdmitter admits every request with a Core-like limit unless err is set.
 type fakeAdmitter struct {
-	mu           sync.Mutex
-	admission    runtime.Admission
-	err          error
-	lastDeadline time.Time
-	calls        int
+	mu        sync.Mutex
+	admission runtime.Admission
+	err       error
+	calls     int
 }
 
 func newFakeAdmitter() *fakeAdmitter {
@@ -74,12 +73,11 @@ func newFakeAdmitter() *fakeAdmitter {
 	}}
 }
 
-func (a *fakeAdmitter) Admit(ctx context.Context, userID, sessionID string) (runtime.Admission, error) {
+func (a *fakeAdmitter) Admit(_ context.Context, userID, sessionID string) (runtime.Admission, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 
 	a.calls++
-	a.lastDeadline, _ = ctx.Deadline()
 	return a.admission, a.err
 }
 
@@ -87,12 +85,6 @@ func (a *fakeAdmitter) callCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.calls
-}
-
-func (a *fakeAdmitter) deadline() time.Time {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.lastDeadline
 }
 
 func (a *fakeAdmitter) set(admission runtime.Admission, err error) {

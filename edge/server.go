@@ -32,9 +32,8 @@ import (
 
 // Fallbacks for config values left at zero, as in a Config built by hand in tests.
 const (
-	fallbackMaxBodyBytes     = 1 << 20
-	fallbackStoreTimeout     = 5 * time.Second
-	fallbackAdmissionTimeout = 2 * time.Second
+	fallbackMaxBodyBytes = 1 << 20
+	fallbackStoreTimeout = 5 * time.Second
 )
 
 // TokenVerifier checks an access token and returns its claims;
@@ -48,7 +47,8 @@ type TokenVerifier interface {
 // Admitter checks with the user's actor whether a request may proceed.
 // runtime.Users implements it. It returns runtime.ErrSessionEnded (401) or
 // runtime.ErrRateLimited (429, with the Admission filled for the headers)
-// when the actor rejects the request.
+// when the actor rejects the request. Admit bounds its own wait for the
+// actor (actors.admission_timeout); the edge passes no deadline.
 type Admitter interface {
 	Admit(ctx context.Context, userID, sessionID string) (runtime.Admission, error)
 }
@@ -108,14 +108,13 @@ type Server struct {
 	serving   atomic.Bool
 	configErr error
 
-	ids              *requestIDs
-	trustedProxies   []netip.Prefix
-	ipLimit          gcra.Limit
-	defaultMaxBody   int
-	storeTimeout     time.Duration
-	admissionTimeout time.Duration
-	accessLog        bool
-	kvFailures       throttledLog
+	ids            *requestIDs
+	trustedProxies []netip.Prefix
+	ipLimit        gcra.Limit
+	defaultMaxBody int
+	storeTimeout   time.Duration
+	accessLog      bool
+	kvFailures     throttledLog
 }
 
 // route is a mounted Route with what its requests need at hand.
@@ -131,19 +130,18 @@ type route struct {
 func New(opts Options) *Server {
 	cfg := opts.Config
 	s := &Server{
-		logger:           opts.Logger,
-		verifier:         opts.Verifier,
-		admitter:         opts.Admitter,
-		kv:               opts.KV,
-		clock:            opts.Clock,
-		gates:            opts.Gates,
-		metrics:          opts.Metrics,
-		ids:              newRequestIDs(),
-		unmatched:        &route{Route: Route{Path: unmatchedRoute}},
-		defaultMaxBody:   positiveOr(cfg.Server.MaxBodyBytes, fallbackMaxBodyBytes),
-		storeTimeout:     positiveOr(cfg.Server.StoreTimeout, fallbackStoreTimeout),
-		admissionTimeout: positiveOr(cfg.Actors.AdmissionTimeout, fallbackAdmissionTimeout),
-		accessLog:        cfg.Log.Access,
+		logger:         opts.Logger,
+		verifier:       opts.Verifier,
+		admitter:       opts.Admitter,
+		kv:             opts.KV,
+		clock:          opts.Clock,
+		gates:          opts.Gates,
+		metrics:        opts.Metrics,
+		ids:            newRequestIDs(),
+		unmatched:      &route{Route: Route{Path: unmatchedRoute}},
+		defaultMaxBody: positiveOr(cfg.Server.MaxBodyBytes, fallbackMaxBodyBytes),
+		storeTimeout:   positiveOr(cfg.Server.StoreTimeout, fallbackStoreTimeout),
+		accessLog:      cfg.Log.Access,
 		ipLimit: gcra.Limit{
 			Rate:   cfg.RateLimit.IPPerMinute,
 			Period: time.Minute,

@@ -15,9 +15,12 @@ import (
 // they can cross a process boundary once user actors become cluster grains.
 type (
 	admitRequest struct {
+		// Seq identifies the request; the response echoes it.
+		Seq       uint64
 		SessionID string
 	}
 	admitResponse struct {
+		Seq       uint64
 		Admission Admission
 		Outcome   outcome
 		// Failure describes an outcomeFailed.
@@ -28,6 +31,8 @@ type (
 	}
 	refreshEntitlements struct{}
 )
+
+func (r *admitResponse) sequence() uint64 { return r.Seq }
 
 type outcome uint8
 
@@ -87,7 +92,9 @@ func newUserActor(users *Users, userID string) *userActor {
 func (a *userActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *admitRequest:
-		ctx.Respond(a.admit(msg.SessionID))
+		response := a.admit(msg.SessionID)
+		response.Seq = msg.Seq
+		ctx.Respond(response)
 	case *endSession:
 		a.sessions[msg.SessionID] = sessionView{ended: true}
 	case *refreshEntitlements:

@@ -53,6 +53,17 @@ type UsersOptions struct {
 	AdmissionTimeout time.Duration
 }
 
+// userDispatcher runs a user actor's mailbox on the goroutine that posts to
+// it while the mailbox is idle, instead of starting a goroutine per batch.
+// An admission then costs no goroutine switch on the way in; the mailbox
+// still processes one message at a time, and the replying side is a
+// message, so the actor stays location-transparent.
+var userDispatcher = actor.NewSynchronizedDispatcher(userMailboxThroughput)
+
+// userMailboxThroughput is how many messages a mailbox processes before it
+// yields the goroutine it runs on.
+const userMailboxThroughput = 300
+
 // Users owns the per-user actors: one actor per user id, created on the
 // first request and passivated after IdleTimeout without one. Every
 // exchange with an actor is a message, so nothing here assumes that the
@@ -63,6 +74,9 @@ type Users struct {
 
 	mu     sync.RWMutex
 	actors map[string]*userEntry
+
+	replies *replySlots
+	seq     atomic.Uint64
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -96,6 +110,7 @@ func NewUsers(opts UsersOptions) *Users {
 		sweepDone: make(chan struct{}),
 	}
 	u.resolver.Store(&resolverBox{opts.Resolver})
+	u.replies = newReplySlots(opts.System)
 
 	go u.sweepLoop()
 	return u
@@ -109,8 +124,6 @@ func (u *Users) SetResolver(r EntitlementResolver) { u.resolver.Store(&resolverB
 // It returns ErrSessionEnded or ErrRateLimited when the actor rejects it; the
 // Admission is filled in both the admitted and the rate-limited case.
 func (u *Users) Admit(ctx context.Context, userID, sessionID string) (Admission, error) {
-	request := &admitRequest{SessionID: sessionID}
-
 	// A retired entry or a dead letter means the actor passivated between
 	// the lookup and the send; the second attempt finds or creates a new one.
 	for attempt := 0; attempt < 3; attempt++ {
@@ -118,7 +131,8 @@ func (u *Users) Admit(ctx context.Context, userID, sessionID string) (Admission,
 		if err != nil {
 			return Admission{}, err
 		}
-		reply, err := u.request(ctx, entry.pid, request)
+		request := &admitRequest{Seq: u.seq.Add(1), SessionID: sessionID}
+		reply, err := u.request(ctx, entry.pid, request, request.Seq)
 		entry.state.Add(-1)
 		if errors.Is(err, actor.ErrDeadLetter) {
 			u.forget(userID, entry)
@@ -173,7 +187,7 @@ func (u *Users) Stop() {
 	})
 }
 
-func (u *Users) request(ctx context.Context, pid *actor.PID, message any) (any, error) {
+func (u *Users) request(ctx context.Context, pid *actor.PID, message any, seq uint64) (any, error) {
 	timeout := u.opts.AdmissionTimeout
 	if deadline, ok := ctx.Deadline(); ok {
 		if left := time.Until(deadline); left < timeout || timeout <= 0 {
@@ -183,7 +197,7 @@ func (u *Users) request(ctx context.Context, pid *actor.PID, message any) (any, 
 	if timeout <= 0 {
 		return nil, context.DeadlineExceeded
 	}
-	return u.opts.System.Root.RequestFuture(pid, message, timeout).Result()
+	return u.replies.request(pid, message, seq, timeout)
 }
 
 // enter returns the live entry of userID with one request counted on it,
@@ -231,7 +245,8 @@ func (u *Users) spawn(userID string) (*userEntry, error) {
 	}
 	// The directory, not the actor's name, maps users to actors, so a new
 	// actor never waits for the name of a passivating one to free up.
-	props := actor.PropsFromProducer(func() actor.Actor { return newUserActor(u, userID) })
+	props := actor.PropsFromProducer(func() actor.Actor { return newUserActor(u, userID) },
+		actor.WithDispatcher(userDispatcher))
 	pid := u.opts.System.Root.SpawnPrefix(props, "user-")
 	entry := &userEntry{pid: pid}
 	entry.lastSeen.Store(u.opts.Clock.Now().UnixNano())
