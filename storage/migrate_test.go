@@ -25,24 +25,26 @@ func TestMigrationStatusCore(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		if len(states) != 1 {
-			t.Fatalf("states = %+v, want 1", states)
+		sources := []string{"00001_core.sql", "00002_signing_key_activation.sql"}
+		if len(states) != len(sources) {
+			t.Fatalf("states = %+v, want %d", states, len(sources))
 		}
-		state := states[0]
-		if state.Set != "core" {
-			t.Errorf("set = %q, want core", state.Set)
-		}
-		if state.Version != 1 {
-			t.Errorf("version = %d, want 1", state.Version)
-		}
-		if state.Source != "00001_core.sql" {
-			t.Errorf("source = %q, want 00001_core.sql", state.Source)
-		}
-		if !state.Applied {
-			t.Error("core migration is pending, want applied")
-		}
-		if state.AppliedAt.IsZero() {
-			t.Error("applied time is zero")
+		for i, state := range states {
+			if state.Set != "core" {
+				t.Errorf("set = %q, want core", state.Set)
+			}
+			if state.Version != int64(i+1) {
+				t.Errorf("version = %d, want %d", state.Version, i+1)
+			}
+			if state.Source != sources[i] {
+				t.Errorf("source = %q, want %s", state.Source, sources[i])
+			}
+			if !state.Applied {
+				t.Errorf("core migration %s is pending, want applied", state.Source)
+			}
+			if state.AppliedAt.IsZero() {
+				t.Errorf("applied time of %s is zero", state.Source)
+			}
 		}
 	})
 }
@@ -77,8 +79,8 @@ func TestMigrateTwiceIsNoop(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		if len(first) != 3 {
-			t.Fatalf("states = %+v, want 3 (core 1, example 1 and 2)", first)
+		if len(first) != 4 {
+			t.Fatalf("states = %+v, want 4 (core 1 and 2, example 1 and 2)", first)
 		}
 		for i := range first {
 			if !first[i].Applied {
@@ -107,10 +109,8 @@ func TestMigrationSetsHaveOwnVersionTables(t *testing.T) {
 				t.Errorf("read %s: %v", table, err)
 				continue
 			}
-			want := int64(1)
-			if table == "nexus_migrations_example" {
-				want = 2
-			}
+			// Both sets have two migrations, each numbered from 1.
+			want := int64(2)
 			if maxVersion != want {
 				t.Errorf("%s max version = %d, want %d", table, maxVersion, want)
 			}

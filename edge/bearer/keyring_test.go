@@ -52,7 +52,7 @@ func TestVerifyKeyringTokens(t *testing.T) {
 	}
 	oldKID := claims.KeyID
 
-	if _, err := keys.Rotate(ctx, accessTTL+leeway); err != nil {
+	if _, err := keys.Rotate(ctx, 0, accessTTL+leeway); err != nil {
 		t.Fatalf("Rotate: %v", err)
 	}
 	newToken := sign()

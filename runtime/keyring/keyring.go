@@ -29,13 +29,17 @@ const rsaKeyBits = 2048
 const kidBytes = 16
 
 // ErrNoSigningKey is returned by Sign when no loaded key can sign, because
-// Ensure has not run or the signing key has retired.
+// Ensure has not run, the signing key has retired, or the only keys left
+// have not activated yet.
 var ErrNoSigningKey = errors.New("no signing key loaded (run Ensure or Reload)")
 
-// Keyring holds the token signing keys of the signing_keys table: the one
-// that signs new tokens and every key that still verifies tokens. All
-// methods are safe for concurrent use, and Sign, VerificationKey and JWKS
-// take no lock.
+// Keyring holds the token signing keys of the signing_keys table: the ones
+// that sign new tokens now or will after their activation, and every key
+// that still verifies tokens. At any time the signing key is the newest key
+// that has activated and has not retired. Sign picks it with the clock on
+// each call, so a keyring switches to a key it has loaded at the key's
+// activation without a Reload. All methods are safe for concurrent use, and
+// Sign, VerificationKey and JWKS take no lock.
 type Keyring struct {
 	db        *storage.DB
 	masterKey []byte
@@ -55,9 +59,11 @@ type keySet struct {
 	rows []keyRow
 	// byKID contains every key that verifies. VerificationKey rejects a key
 	// past its expiresAt even before the set is rebuilt.
-	byKID  map[string]*verificationKey
-	signer *signingKey
-	jwks   []byte
+	byKID map[string]*verificationKey
+	// signers contains the keys that sign at the set's build time or after
+	// it, newest first, with their private keys opened.
+	signers []*signingKey
+	jwks    []byte
 	// jwksExpiresAt is the earliest expiry among the keys in jwks, or zero.
 	// At that time JWKS rebuilds the set without the expired keys.
 	jwksExpiresAt time.Time
@@ -69,9 +75,19 @@ type verificationKey struct {
 }
 
 type signingKey struct {
-	kid       string
-	private   *rsa.PrivateKey
-	retiresAt time.Time
+	kid     string
+	private *rsa.PrivateKey
+	row     keyRow
+}
+
+// signerAt returns the key that signs at now, or nil when none does.
+func (s *keySet) signerAt(now time.Time) *signingKey {
+	for _, signer := range s.signers {
+		if signer.row.canSign(now) {
+			return signer
+		}
+	}
+	return nil
 }
 
 // New returns a Keyring with no keys loaded. Call Ensure before Sign.
@@ -106,11 +122,11 @@ func (k *Keyring) Ensure(ctx context.Context) error {
 	if err := k.reloadLocked(ctx); err != nil {
 		return fmt.Errorf("ensure signing key: %w", err)
 	}
-	if k.set.Load().signer != nil {
+	now := k.clock.Now()
+	if k.set.Load().signerAt(now) != nil {
 		return nil
 	}
 
-	now := k.clock.Now()
 	row, err := k.generateKey(now)
 	if err != nil {
 		return fmt.Errorf("ensure signing key: %w", err)
@@ -123,23 +139,34 @@ func (k *Keyring) Ensure(ctx context.Context) error {
 		return fmt.Errorf("ensure signing key: %w", err)
 	}
 
-	set := k.set.Load()
-	if set.signer == nil {
+	signer := k.set.Load().signerAt(now)
+	if signer == nil {
+		// Rotate never leaves keys waiting for their activation with none
+		// that signs now, so only rows edited by hand get here.
 		return fmt.Errorf("ensure signing key: %w", ErrNoSigningKey)
 	}
 	if inserted {
 		k.logger.Info("created signing key", "kid", row.kid)
 	} else {
-		k.logger.Info("loaded signing key created by another process", "kid", set.signer.kid)
+		k.logger.Info("loaded signing key created by another process", "kid", signer.kid)
 	}
 	return nil
 }
 
-// Rotate adds a new key that signs from now on. Every key that could sign
-// until now retires at once and keeps verifying for overlap, which should
-// be the access-token TTL plus the verifier's leeway. A zero overlap
-// invalidates the tokens they signed at once. It returns the new key's kid.
-func (k *Keyring) Rotate(ctx context.Context, overlap time.Duration) (string, error) {
+// Rotate adds a new key that is in the JWKS and verifies at once, and signs
+// from now + leadTime. The lead time lets clients and other nodes fetch the
+// new key before they see a token it signed, so it should exceed the
+// interval at which servers reload keys plus the time clients cache the
+// JWKS. When no key signs at now, the new key signs at once. Every key that
+// may still sign retires when the new key activates and keeps verifying for
+// overlap after that. The overlap should be the access-token TTL plus the
+// verifier's leeway, and a zero overlap rejects the tokens those keys signed
+// from the activation on. It returns the new key's kid, and ActivatesAt
+// returns when that key starts signing.
+func (k *Keyring) Rotate(ctx context.Context, leadTime, overlap time.Duration) (kid string, err error) {
+	if leadTime < 0 {
+		return "", fmt.Errorf("rotate signing key: lead time %v is negative", leadTime)
+	}
 	if overlap < 0 {
 		return "", fmt.Errorf("rotate signing key: overlap %v is negative", overlap)
 	}
@@ -152,7 +179,7 @@ func (k *Keyring) Rotate(ctx context.Context, overlap time.Duration) (string, er
 	if err != nil {
 		return "", fmt.Errorf("rotate signing key: %w", err)
 	}
-	retired, err := rotateKeys(ctx, k.db, row, now, now.Add(overlap))
+	activatesAt, retired, err := rotateKeys(ctx, k.db, row, now, leadTime, overlap)
 	if err != nil {
 		return "", fmt.Errorf("rotate signing key: %w", err)
 	}
@@ -160,7 +187,8 @@ func (k *Keyring) Rotate(ctx context.Context, overlap time.Duration) (string, er
 		return "", fmt.Errorf("rotate signing key: %w", err)
 	}
 
-	k.logger.Info("rotated signing key", "kid", row.kid, "retired_keys", retired, "overlap", overlap)
+	k.logger.Info("rotated signing key", "kid", row.kid, "activates_at", activatesAt,
+		"retired_keys", retired, "lead_time", leadTime, "overlap", overlap)
 	return row.kid, nil
 }
 
@@ -205,7 +233,7 @@ func (k *Keyring) reloadLocked(ctx context.Context) error {
 }
 
 // buildSet returns the set of rows that verify at now. It reuses the
-// previous signer's private key when the signer has not changed.
+// private keys that previous has already opened.
 func (k *Keyring) buildSet(rows []keyRow, now time.Time, previous *keySet) (*keySet, error) {
 	set := &keySet{byKID: make(map[string]*verificationKey, len(rows))}
 
@@ -229,13 +257,15 @@ func (k *Keyring) buildSet(rows []keyRow, now time.Time, previous *keySet) (*key
 			set.jwksExpiresAt = row.expiresAt
 		}
 
-		// Rows come newest first, so the first one that can sign is the signer.
-		if set.signer == nil && row.canSign(now) {
+		// Rows come newest first, and so do the signers. A key that has not
+		// activated is opened now, so that a key that does not open with the
+		// master key fails the load before its activation.
+		if row.mayStillSign(now) {
 			signer, err := k.openSigner(row, previous)
 			if err != nil {
 				return nil, err
 			}
-			set.signer = signer
+			set.signers = append(set.signers, signer)
 		}
 	}
 
@@ -244,8 +274,12 @@ func (k *Keyring) buildSet(rows []keyRow, now time.Time, previous *keySet) (*key
 }
 
 func (k *Keyring) openSigner(row keyRow, previous *keySet) (*signingKey, error) {
-	if previous != nil && previous.signer != nil && previous.signer.kid == row.kid {
-		return &signingKey{kid: row.kid, private: previous.signer.private, retiresAt: row.retiresAt}, nil
+	if previous != nil {
+		for _, signer := range previous.signers {
+			if signer.kid == row.kid {
+				return &signingKey{kid: row.kid, private: signer.private, row: row}, nil
+			}
+		}
 	}
 
 	der, err := Open(k.masterKey, row.sealed, []byte(row.kid))
@@ -260,7 +294,7 @@ func (k *Keyring) openSigner(row keyRow, previous *keySet) (*signingKey, error) 
 	if !ok {
 		return nil, fmt.Errorf("parse private key %s: %T is not an RSA key", row.kid, parsed)
 	}
-	return &signingKey{kid: row.kid, private: private, retiresAt: row.retiresAt}, nil
+	return &signingKey{kid: row.kid, private: private, row: row}, nil
 }
 
 // generateKey creates an RSA key and the row that stores it, sealed.
@@ -301,7 +335,8 @@ func KeyID(publicDER []byte) string {
 }
 
 // VerificationKey returns the public key with the given kid while it still
-// verifies tokens. It takes no lock.
+// verifies tokens, which includes a key that has not activated yet. It
+// takes no lock.
 func (k *Keyring) VerificationKey(kid string) (*rsa.PublicKey, bool) {
 	key, ok := k.set.Load().byKID[kid]
 	if !ok {
@@ -313,14 +348,27 @@ func (k *Keyring) VerificationKey(kid string) (*rsa.PublicKey, bool) {
 	return key.public, true
 }
 
-// SigningKeyID returns the kid of the key that Sign uses, or "" when no
-// key can sign.
+// SigningKeyID returns the kid of the key that Sign uses at the clock's
+// current time, or "" when no key can sign.
 func (k *Keyring) SigningKeyID() string {
-	signer := k.set.Load().signer
+	signer := k.set.Load().signerAt(k.clock.Now())
 	if signer == nil {
 		return ""
 	}
 	return signer.kid
+}
+
+// ActivatesAt returns when the loaded key with the given kid starts
+// signing, or false when that key is not loaded or will not sign again.
+// The time may be in the past.
+func (k *Keyring) ActivatesAt(kid string) (time.Time, bool) {
+	now := k.clock.Now()
+	for _, signer := range k.set.Load().signers {
+		if signer.kid == kid && signer.row.mayStillSign(now) {
+			return signer.row.activeFrom(), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // JWKS returns the JSON Web Key Set of every key that still verifies, in
@@ -343,9 +391,10 @@ func (k *Keyring) JWKS() []byte {
 // dropExpired replaces set with one without the keys expired at now,
 // unless another goroutine has replaced it already.
 func (k *Keyring) dropExpired(set *keySet, now time.Time) *keySet {
-	// buildSet parses only rows that parsed before, and opens a private key
-	// only when the signer retired since, so this fails only when that key
-	// does not open with the master key. The old set then stays in use.
+	// buildSet parses only rows that parsed before, and a key that may
+	// still sign at now could at set's build time too, so its private key
+	// is reused and nothing is opened. Should it fail all the same, the old
+	// set stays in use.
 	rebuilt, err := k.buildSet(set.rows, now, set)
 	if err != nil {
 		k.logger.Error("drop expired signing keys", "error", err)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,81 +145,6 @@ func TestEnsureConcurrent(t *testing.T) {
 	})
 }
 
-func TestRotate(t *testing.T) {
-	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
-		const overlap = 15 * time.Minute
-		clk := clock.NewFake(testStart)
-		k := newKeyring(t, db, newMasterKey(t, 1), clk)
-		mustEnsure(t, k)
-		oldKID := k.SigningKeyID()
-
-		clk.Advance(time.Hour)
-		newKID, err := k.Rotate(context.Background(), overlap)
-		if err != nil {
-			t.Fatalf("Rotate: %v", err)
-		}
-		rotatedAt := clk.Now()
-
-		if newKID == oldKID {
-			t.Fatalf("Rotate returned the old kid %q", newKID)
-		}
-		if got := k.SigningKeyID(); got != newKID {
-			t.Errorf("SigningKeyID = %q after Rotate, expected %q", got, newKID)
-		}
-		if got := strings.Join(jwksKeyIDs(t, k.JWKS()), ","); got != newKID+","+oldKID {
-			t.Errorf("JWKS kids = %s, expected %s,%s", got, newKID, oldKID)
-		}
-		if _, ok := k.VerificationKey(oldKID); !ok {
-			t.Error("old key does not verify during the overlap")
-		}
-
-		var retiresAt, expiresAt int64
-		err = db.QueryRowContext(context.Background(),
-			`SELECT retires_at, expires_at FROM signing_keys WHERE kid = $1`, oldKID).Scan(&retiresAt, &expiresAt)
-		if err != nil {
-			t.Fatalf("select old key: %v", err)
-		}
-		if retiresAt != rotatedAt.UnixMilli() {
-			t.Errorf("old key retires_at = %d, expected %d", retiresAt, rotatedAt.UnixMilli())
-		}
-		if expiresAt != rotatedAt.Add(overlap).UnixMilli() {
-			t.Errorf("old key expires_at = %d, expected %d", expiresAt, rotatedAt.Add(overlap).UnixMilli())
-		}
-
-		clk.Advance(overlap - time.Millisecond)
-		if _, ok := k.VerificationKey(oldKID); !ok {
-			t.Error("old key does not verify 1ms before expires_at")
-		}
-
-		clk.Advance(time.Millisecond)
-		if _, ok := k.VerificationKey(oldKID); ok {
-			t.Error("old key still verifies at expires_at")
-		}
-		if got := strings.Join(jwksKeyIDs(t, k.JWKS()), ","); got != newKID {
-			t.Errorf("JWKS kids = %s at expires_at, expected %s", got, newKID)
-		}
-		if _, ok := k.VerificationKey(newKID); !ok {
-			t.Error("new key does not verify")
-		}
-
-		if err := k.Reload(context.Background()); err != nil {
-			t.Fatalf("Reload: %v", err)
-		}
-		if got := strings.Join(jwksKeyIDs(t, k.JWKS()), ","); got != newKID {
-			t.Errorf("JWKS kids = %s after Reload, expected %s", got, newKID)
-		}
-	})
-}
-
-func TestRotateNegativeOverlap(t *testing.T) {
-	db := storagetest.SQLite(t)
-	k := newKeyring(t, db, newMasterKey(t, 1), clock.NewFake(testStart))
-
-	if _, err := k.Rotate(context.Background(), -time.Second); err == nil {
-		t.Error("Rotate with a negative overlap returned no error")
-	}
-}
-
 func TestReloadSeesOtherRotation(t *testing.T) {
 	storagetest.Engines(t, func(t *testing.T, db *storage.DB) {
 		masterKey := newMasterKey(t, 1)
@@ -230,10 +154,7 @@ func TestReloadSeesOtherRotation(t *testing.T) {
 		mustEnsure(t, rotating)
 		mustEnsure(t, reloading)
 
-		newKID, err := rotating.Rotate(context.Background(), time.Minute)
-		if err != nil {
-			t.Fatalf("Rotate: %v", err)
-		}
+		newKID := mustRotate(t, rotating, 0, time.Minute)
 		if _, ok := reloading.VerificationKey(newKID); ok {
 			t.Fatal("other keyring knows the new key before Reload")
 		}
@@ -288,28 +209,30 @@ func TestReloadTamperedKey(t *testing.T) {
 }
 
 func TestReloadSwappedSealedKey(t *testing.T) {
-	db := storagetest.SQLite(t)
-	masterKey := newMasterKey(t, 1)
-	k := newKeyring(t, db, masterKey, clock.NewFake(testStart))
-	mustEnsure(t, k)
-	oldKID := k.SigningKeyID()
-	newKID, err := k.Rotate(context.Background(), time.Minute)
-	if err != nil {
-		t.Fatalf("Rotate: %v", err)
-	}
+	// A key that has not activated yet is opened at load time too.
+	for _, leadTime := range []time.Duration{0, 10 * time.Minute} {
+		t.Run(leadTime.String(), func(t *testing.T) {
+			db := storagetest.SQLite(t)
+			masterKey := newMasterKey(t, 1)
+			k := newKeyring(t, db, masterKey, clock.NewFake(testStart))
+			mustEnsure(t, k)
+			oldKID := k.SigningKeyID()
+			newKID := mustRotate(t, k, leadTime, time.Minute)
 
-	// Give the signing key's row the sealed private key of the retired one.
-	_, err = db.ExecContext(context.Background(), `
-		UPDATE signing_keys
-		SET private_key_sealed = (SELECT private_key_sealed FROM signing_keys WHERE kid = $1)
-		WHERE kid = $2`, oldKID, newKID)
-	if err != nil {
-		t.Fatalf("swap sealed key: %v", err)
-	}
+			// Give the new key's row the sealed private key of the old one.
+			_, err := db.ExecContext(context.Background(), `
+				UPDATE signing_keys
+				SET private_key_sealed = (SELECT private_key_sealed FROM signing_keys WHERE kid = $1)
+				WHERE kid = $2`, oldKID, newKID)
+			if err != nil {
+				t.Fatalf("swap sealed key: %v", err)
+			}
 
-	err = newKeyring(t, db, masterKey, clock.NewFake(testStart)).Reload(context.Background())
-	if !errors.Is(err, keyring.ErrOpen) {
-		t.Errorf("Reload of a swapped sealed key returned %v, expected ErrOpen", err)
+			err = newKeyring(t, db, masterKey, clock.NewFake(testStart)).Reload(context.Background())
+			if !errors.Is(err, keyring.ErrOpen) {
+				t.Errorf("Reload of a swapped sealed key returned %v, expected ErrOpen", err)
+			}
+		})
 	}
 }
 

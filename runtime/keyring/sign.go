@@ -8,14 +8,15 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 )
 
-// Sign returns a compact RS256 JWT of claims signed by the current signing
-// key, with the protected headers alg, kid and typ "JWT". The registered
-// claims (exp, iat, nbf) take a time.Time or a number of seconds, and aud
-// a string or a []string, as jwt.Token.Set accepts them. Sign sets no claim
+// Sign returns a compact RS256 JWT of claims signed by the key that signs
+// at the clock's current time, with the protected headers alg, kid (that
+// key's kid) and typ "JWT". The registered claims (exp, iat, nbf) take a
+// time.Time or a number of seconds, and aud a string or a []string, as
+// jwt.Token.Set accepts them. Sign sets no claim
 // itself. It returns ErrNoSigningKey when no key can sign.
 func (k *Keyring) Sign(claims map[string]any) (string, error) {
-	signer := k.set.Load().signer
-	if signer == nil || (!signer.retiresAt.IsZero() && !k.clock.Now().Before(signer.retiresAt)) {
+	signer := k.set.Load().signerAt(k.clock.Now())
+	if signer == nil {
 		return "", ErrNoSigningKey
 	}
 
