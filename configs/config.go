@@ -84,6 +84,9 @@ type Tokens struct {
 	Leeway time.Duration `koanf:"leeway"`
 	// CacheEntries caps the verified-token cache.
 	CacheEntries int `koanf:"cache_entries"`
+	// KeyLeadTime is how long a key added by `nexus keys rotate` is in the
+	// JWKS before it signs.
+	KeyLeadTime time.Duration `koanf:"key_lead_time"`
 }
 
 // RateLimit configures the limit on unauthenticated routes, per client IP.

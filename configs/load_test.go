@@ -90,6 +90,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"tokens.access_ttl", cfg.Tokens.AccessTTL, 15 * time.Minute},
 		{"tokens.leeway", cfg.Tokens.Leeway, 30 * time.Second},
 		{"tokens.cache_entries", cfg.Tokens.CacheEntries, 100000},
+		{"tokens.key_lead_time", cfg.Tokens.KeyLeadTime, 10 * time.Minute},
 		{"rate_limit.ip_per_minute", cfg.RateLimit.IPPerMinute, 20},
 		{"rate_limit.ip_burst", cfg.RateLimit.IPBurst, 20},
 		{"actors.user_idle_timeout", cfg.Actors.UserIdleTimeout, 10 * time.Minute},
@@ -186,8 +187,12 @@ modules:
 	if cfg.ModuleEnabled("auth") {
 		t.Error("auth enabled, want disabled")
 	}
-	if got := cfg.ModuleSection("auth"); !reflect.DeepEqual(got, map[string]any{"max_sessions": 5}) {
-		t.Errorf("ModuleSection(auth) = %v", got)
+	section := cfg.ModuleSection("auth")
+	if section["max_sessions"] != 5 {
+		t.Errorf("modules.auth.max_sessions = %v, want 5 from the file", section["max_sessions"])
+	}
+	if section["session_ttl"] != "720h" {
+		t.Errorf("modules.auth.session_ttl = %v, want the default 720h kept", section["session_ttl"])
 	}
 }
 
@@ -239,6 +244,7 @@ func TestLoadEnvValues(t *testing.T) {
 			func(c *configs.Config) any { return c.Tiers.Catalog["pro"].Limits.SyncBytes }, int64(5 << 30)},
 		{"duration", "NEXUS_TOKENS_ACCESS_TTL=20m", func(c *configs.Config) any { return c.Tokens.AccessTTL }, 20 * time.Minute},
 		{"zero duration", "NEXUS_TOKENS_LEEWAY=0", func(c *configs.Config) any { return c.Tokens.Leeway }, time.Duration(0)},
+		{"key lead time", "NEXUS_TOKENS_KEY_LEAD_TIME=1h", func(c *configs.Config) any { return c.Tokens.KeyLeadTime }, time.Hour},
 		{"top-level key", "NEXUS_DATA_DIR=/var/lib/nexus", func(c *configs.Config) any { return c.DataDir }, "/var/lib/nexus"},
 		{"string stays text", "NEXUS_REDIS_PREFIX=123", func(c *configs.Config) any { return c.Redis.Prefix }, "123"},
 		{"empty string", "NEXUS_REDIS_PREFIX=", func(c *configs.Config) any { return c.Redis.Prefix }, ""},

@@ -19,6 +19,7 @@ const (
 	minAccessTTL  = time.Minute
 	maxAccessTTL  = 24 * time.Hour
 	maxLeeway     = 5 * time.Minute
+	maxKeyLead    = 24 * time.Hour
 	masterKeySize = 32 // bytes, an AES-256 key
 )
 
@@ -169,6 +170,9 @@ func (c *Config) validateTokens(problems *problemList) {
 	}
 	if t.CacheEntries < 0 {
 		problems.add("tokens.cache_entries", "must not be negative, got %d", t.CacheEntries)
+	}
+	if t.KeyLeadTime < 0 || t.KeyLeadTime > maxKeyLead {
+		problems.add("tokens.key_lead_time", "must be between 0s and %s, got %s", maxKeyLead, t.KeyLeadTime)
 	}
 }
 

@@ -56,6 +56,8 @@ func TestValidateRules(t *testing.T) {
 		{"tokens.leeway", func(c *configs.Config) { c.Tokens.Leeway = -time.Second }},
 		{"tokens.leeway", func(c *configs.Config) { c.Tokens.Leeway = 6 * time.Minute }},
 		{"tokens.cache_entries", func(c *configs.Config) { c.Tokens.CacheEntries = -1 }},
+		{"tokens.key_lead_time", func(c *configs.Config) { c.Tokens.KeyLeadTime = -time.Second }},
+		{"tokens.key_lead_time", func(c *configs.Config) { c.Tokens.KeyLeadTime = 24*time.Hour + time.Second }},
 		{"rate_limit.ip_per_minute", func(c *configs.Config) { c.RateLimit.IPPerMinute = 0 }},
 		{"rate_limit.ip_burst", func(c *configs.Config) { c.RateLimit.IPBurst = 0 }},
 		{"actors.user_idle_timeout", func(c *configs.Config) { c.Actors.UserIdleTimeout = 0 }},
@@ -123,6 +125,8 @@ func TestValidateAccepts(t *testing.T) {
 		{"master key", func(c *configs.Config) { c.Security.MasterKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" }},
 		{"zero leeway", func(c *configs.Config) { c.Tokens.Leeway = 0 }},
 		{"no token cache", func(c *configs.Config) { c.Tokens.CacheEntries = 0 }},
+		{"zero key lead time", func(c *configs.Config) { c.Tokens.KeyLeadTime = 0 }},
+		{"maximum key lead time", func(c *configs.Config) { c.Tokens.KeyLeadTime = 24 * time.Hour }},
 		{"IPv6 proxy", func(c *configs.Config) { c.Server.TrustedProxies = []string{"fd00::/8", "::1"} }},
 		{"unknown module", func(c *configs.Config) { c.Modules["future"] = map[string]any{"enabled": false} }},
 	}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Decode reads the request body as one JSON value into dst, strictly:
@@ -30,6 +31,10 @@ func (r *Request) Decode(dst any) error {
 	}
 	if err := checkJSONContentType(r.Ctx.Request.Header.ContentType()); err != nil {
 		return err
+	}
+	// encoding/json would quietly replace invalid bytes with U+FFFD.
+	if !utf8.Valid(body) {
+		return Validation("body", "request body is not valid UTF-8")
 	}
 
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -117,7 +122,21 @@ func decodeError(err error, bodyLen int) error {
 		return Validation(name, fmt.Sprintf("field %s is not allowed", name))
 	}
 
-	return fmt.Errorf("decode request body: %w", err)
+	// A destination that is not a pointer is the handler's mistake.
+	var invalidErr *json.InvalidUnmarshalError
+	if errors.As(err, &invalidErr) {
+		return fmt.Errorf("decode request body: %w", err)
+	}
+
+	// What is left comes from a field's own UnmarshalJSON, such as a
+	// time.Time given "tomorrow": the input is at fault, but the error does
+	// not name the field.
+	return &Error{
+		Status:  StatusOf(CodeValidation),
+		Code:    CodeValidation,
+		Message: "request body has an invalid value: " + err.Error(),
+		Details: map[string]any{"field": "body"},
+	}
 }
 
 // jsonKind names the JSON type that decodes into t, for error messages.

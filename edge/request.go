@@ -74,6 +74,11 @@ func releaseRequest(req *Request) {
 	requestPool.Put(req)
 }
 
+// ClientIP returns the client's address: the remote address, or the
+// right-most X-Forwarded-For entry that is not a trusted proxy when the
+// request came through one.
+func (r *Request) ClientIP() string { return clientIP(r.Ctx, r.server.trustedProxies).String() }
+
 // RequestID returns the request id, which is also sent in the X-Request-Id header.
 func (r *Request) RequestID() string { return r.requestID }
 

@@ -65,6 +65,8 @@ type Host struct {
 	Clock  clock.Clock
 	Users  *Users
 	Keys   *keyring.Keyring
+	// MasterKey seals secrets at rest, with keyring.Seal and keyring.Open.
+	MasterKey []byte
 }
 
 // ModuleFactory returns a new, unconfigured module value.

@@ -142,7 +142,7 @@ func (s *supervisor) scheduleRestart(ctx actor.Context) {
 	s.manager.setState(s.name, StateRestarting, "")
 	s.manager.countRestart(s.name)
 	s.manager.emit(s.name, EventRestarting)
-	s.logger.Warn("module restarting", slog.Duration("backoff", s.backoff))
+	s.logger.Warn("module restarting", slog.String("backoff", s.backoff.String()))
 	scheduler.NewTimerScheduler(ctx).SendOnce(s.backoff, ctx.Self(), &restartDue{})
 }
 

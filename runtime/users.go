@@ -77,6 +77,7 @@ type Users struct {
 
 	replies *replySlots
 	seq     atomic.Uint64
+	bus     atomic.Pointer[busBox]
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -153,14 +154,18 @@ func (u *Users) Admit(ctx context.Context, userID, sessionID string) (Admission,
 
 // EndSession tells the user's actor, if it is live, that sessionID ended,
 // so the next request with it is rejected without waiting for a recheck.
+// With a bus attached, the actors on other nodes hear of it too.
 func (u *Users) EndSession(userID, sessionID string) {
 	u.tell(userID, &endSession{SessionID: sessionID})
+	u.publish(userEvent{Kind: "end_session", UserID: userID, SessionID: sessionID})
 }
 
 // RefreshEntitlements makes the user's actor, if it is live, drop its
-// entitlement snapshot and rate-limit tier, so the next request resolves them again.
+// entitlement snapshot and rate-limit tier, so the next request resolves
+// them again. With a bus attached, the actors on other nodes do too.
 func (u *Users) RefreshEntitlements(userID string) {
 	u.tell(userID, &refreshEntitlements{})
+	u.publish(userEvent{Kind: "refresh_entitlements", UserID: userID})
 }
 
 // Count returns the number of live user actors.

@@ -92,7 +92,7 @@ func Migrate(ctx context.Context, db *DB, sets ...MigrationSet) error {
 				slog.String("set", set.Name),
 				slog.Int64("version", result.Source.Version),
 				slog.String("source", sourceName(result.Source)),
-				slog.Duration("duration", result.Duration))
+				slog.String("duration", result.Duration.String()))
 		}
 	}
 	return nil

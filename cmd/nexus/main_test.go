@@ -198,10 +198,8 @@ func TestServeFreshStartOnDefaults(t *testing.T) {
 		}
 	}
 
-	started := p.logLines("module started")
-	if len(started) != 2 {
-		t.Errorf("module started lines = %d, want 2 (auth and entitlements)", len(started))
-	}
+	// Log output is buffered and flushed every 100 ms, so wait for the lines.
+	waitFor(t, "one log line per module started", func() bool { return len(p.logLines("module started")) == 2 })
 	if len(p.logLines("created signing key")) != 1 {
 		t.Error("no log line for the first signing key")
 	}
@@ -364,6 +362,13 @@ func TestConfigCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestConfigCheckDefaults(t *testing.T) {
+	output, code := runNexus(t, t.TempDir(), "config", "check")
+	if code != 0 || !strings.Contains(output, "embedded defaults and environment: valid") {
+		t.Errorf("config check without a file = %d %q, want the defaults valid", code, output)
 	}
 }
 

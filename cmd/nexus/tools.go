@@ -19,21 +19,26 @@ import (
 func configCommand() *cobra.Command {
 	config := &cobra.Command{Use: "config", Short: "Work with config files"}
 	config.AddCommand(&cobra.Command{
-		Use:   "check FILE",
+		Use:   "check [FILE]",
 		Short: "Validate a config file without starting the server",
 		Long: `Validate FILE layered over the embedded defaults and the NEXUS_*
-environment variables, the way serve would load it. Every problem is
-printed with its key; the exit status is 1 when there is any.`,
-		Args: cobra.ExactArgs(1),
+environment variables, the way serve would load it; without FILE, check the
+defaults and the environment alone. Every problem is printed with its key;
+the exit status is 1 when there is any.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := configs.Load(args[0], os.Environ())
+			path, name := "", "embedded defaults and environment"
+			if len(args) == 1 {
+				path, name = args[0], args[0]
+			}
+			cfg, err := configs.Load(path, os.Environ())
 			if err != nil {
 				return err
 			}
 			if err := app.CheckModules(cfg); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", args[0])
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", name)
 			return nil
 		},
 	})
@@ -86,11 +91,14 @@ func keysCommand() *cobra.Command {
 	keys := &cobra.Command{Use: "keys", Short: "Manage the token signing keys"}
 	keys.AddCommand(&cobra.Command{
 		Use:   "rotate",
-		Short: "Add a signing key; the previous one keeps verifying until its tokens expire",
-		Long: `Add a new RSA-2048 signing key that signs from now on. The previous key
-stays in the JWKS for tokens.access_ttl plus tokens.leeway, so tokens it
-signed keep verifying until they expire. Running servers pick the new key
-up when they reload their key set.`,
+		Short: "Add a signing key that signs after tokens.key_lead_time",
+		Long: `Add a new RSA-2048 signing key. It is in the JWKS at once and signs
+tokens from tokens.key_lead_time on, so that clients and other nodes fetch
+it before they see a token it signed; with no key signing now, it signs at
+once. The previous key signs until then, and stays in the JWKS for
+tokens.access_ttl plus tokens.leeway after it stops signing, so tokens it
+signed keep verifying until they expire. Running servers read the keys
+again every minute and switch to the new key at its activation.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, _, err := loadConfig(cmd)
@@ -106,11 +114,17 @@ up when they reload their key set.`,
 				if err := ring.Ensure(ctx); err != nil {
 					return err
 				}
-				kid, err := ring.Rotate(ctx, cfg.Tokens.AccessTTL+cfg.Tokens.Leeway)
+				kid, err := ring.Rotate(ctx, cfg.Tokens.KeyLeadTime, cfg.Tokens.AccessTTL+cfg.Tokens.Leeway)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "new signing key %s\n", kid)
+
+				activatesAt, ok := ring.ActivatesAt(kid)
+				if !ok {
+					return fmt.Errorf("rotate signing key: new key %s is not loaded", kid)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "new signing key %s signs from %s\n",
+					kid, activatesAt.UTC().Format(time.RFC3339))
 				return nil
 			})
 		},

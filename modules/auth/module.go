@@ -1,15 +1,24 @@
-// Package auth is the Authentication API section. This part publishes the
-// signing keys; accounts, sign-in and sessions build on it.
+// Package auth is the Authentication API section: accounts, email
+// verification, sign-in with access and refresh tokens, sessions, password
+// reset and change, the profile, account deletion and operator actions. It
+// also publishes the signing keys.
 package auth
 
 import (
 	"context"
+	"embed"
 	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"time"
 
 	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/edge"
+	"github.com/nexus-suite/nexus/modules/auth/mail"
+	"github.com/nexus-suite/nexus/modules/auth/password"
 	"github.com/nexus-suite/nexus/runtime"
-	"github.com/nexus-suite/nexus/runtime/keyring"
+	"github.com/nexus-suite/nexus/storage"
 )
 
 // Name is the module's key under "modules" in the config.
@@ -19,12 +28,17 @@ func init() {
 	runtime.RegisterModule(Name, func() runtime.Module { return &Module{} })
 }
 
-// options is the module's config section; it has no options yet.
-type options struct{}
+//go:embed migrations
+var migrationFiles embed.FS
 
-// Module serves the /v1/auth routes.
+// Module serves the /v1/auth and /v1/admin routes.
 type Module struct {
-	keys *keyring.Keyring
+	opts      options
+	host      *runtime.Host
+	store     *store
+	mailer    mail.Sender
+	masterKey []byte
+	params    password.Params
 }
 
 // Info names the module.
@@ -32,21 +46,54 @@ func (m *Module) Info() runtime.ModuleInfo {
 	return runtime.ModuleInfo{Name: Name, Title: "Authentication"}
 }
 
-// Decode reads modules.auth strictly.
-func (m *Module) Decode(section map[string]any) error {
-	return configs.DecodeSection("modules."+Name, section, &options{})
+// Migrations returns the module's tables: account columns, refresh tokens
+// and one-time email tokens.
+func (m *Module) Migrations() storage.MigrationSet {
+	sqlite, _ := fs.Sub(migrationFiles, "migrations/sqlite")
+	postgres, _ := fs.Sub(migrationFiles, "migrations/postgres")
+	return storage.MigrationSet{Name: Name, SQLite: sqlite, Postgres: postgres}
 }
 
-// Provision takes the process's keyring.
-func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
-	m.keys = host.Keys
+// Decode reads modules.auth strictly over the defaults.
+func (m *Module) Decode(section map[string]any) error {
+	opts := defaultOptions()
+	if err := configs.DecodeSection("modules."+Name, section, &opts); err != nil {
+		return err
+	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	m.opts = opts
 	return nil
 }
 
-// Validate checks that a keyring was provided.
+// Provision opens the store and the mail sender.
+func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
+	m.host = host
+	m.store = &store{db: host.DB}
+	m.masterKey = host.MasterKey
+	m.params = m.opts.passwordParams()
+
+	switch m.opts.Mail.Sender {
+	case "smtp":
+		sender, err := mail.NewSMTPSender(m.opts.smtpConfig())
+		if err != nil {
+			return fmt.Errorf("configure smtp sender: %w", err)
+		}
+		m.mailer = sender
+	default:
+		m.mailer = mail.NewLogSender(host.Logger)
+	}
+	return nil
+}
+
+// Validate checks what Provision received.
 func (m *Module) Validate() error {
-	if m.keys == nil {
+	switch {
+	case m.host.Keys == nil:
 		return errors.New("no keyring: the host has no signing keys")
+	case len(m.masterKey) == 0:
+		return errors.New("no master key to seal refresh token successors")
 	}
 	return nil
 }
@@ -54,31 +101,66 @@ func (m *Module) Validate() error {
 // Start does nothing: the module has no background work.
 func (m *Module) Start(context.Context) error { return nil }
 
-// Stop does nothing: the module holds nothing of its own.
+// Stop does nothing: the store and the sender hold no connections of their own.
 func (m *Module) Stop(context.Context) error { return nil }
 
 // Probe fails when no key can sign tokens.
 func (m *Module) Probe(context.Context) error {
-	if m.keys.SigningKeyID() == "" {
+	if m.host.Keys.SigningKeyID() == "" {
 		return errors.New("no signing key")
 	}
 	return nil
 }
 
-// Routes lists the module's routes.
+// SetMailer replaces the mail sender; tests use it to capture messages.
+func (m *Module) SetMailer(sender mail.Sender) { m.mailer = sender }
+
+// Routes lists the module's routes. Unauthenticated routes count against
+// the per-IP limit.
 func (m *Module) Routes() []edge.Route {
+	public := func(method, path, summary string, handler edge.HandlerFunc) edge.Route {
+		return edge.Route{Method: method, Path: path, Module: Name, Handler: handler, IPLimited: true, Summary: summary}
+	}
+	private := func(method, path, summary string, handler edge.HandlerFunc) edge.Route {
+		return edge.Route{Method: method, Path: path, Module: Name, Handler: handler, Authenticated: true, Summary: summary}
+	}
 	return []edge.Route{
-		{
-			Method: "GET", Path: "/v1/auth/jwks", Module: Name, Handler: m.jwks,
-			Summary: "The public signing keys as a JSON Web Key Set",
-		},
+		{Method: "GET", Path: "/v1/auth/jwks", Module: Name, Handler: m.jwks, Summary: "The public signing keys as a JSON Web Key Set"},
+
+		public("POST", "/v1/auth/register", "Create an account and send the verification mail", m.register),
+		public("POST", "/v1/auth/verify-email", "Verify an email address with its one-time token", m.verifyEmail),
+		public("GET", "/v1/auth/verify-email", "Verify an email address from the mailed link", m.verifyEmailLink),
+		public("POST", "/v1/auth/verify-email/resend", "Send the verification mail again", m.resendVerification),
+		public("POST", "/v1/auth/login", "Sign in with email and password", m.login),
+		public("POST", "/v1/auth/refresh", "Rotate a refresh token into a new token pair", m.refreshHandler),
+		public("POST", "/v1/auth/password/forgot", "Send a password reset mail", m.forgotPassword),
+		public("GET", "/v1/auth/password/reset", "The password reset form from the mailed link", m.resetPasswordForm),
+		public("POST", "/v1/auth/password/reset", "Set a new password with a reset token", m.resetPassword),
+
+		private("POST", "/v1/auth/logout", "End the current session", m.logout),
+		private("GET", "/v1/auth/sessions", "List the caller's live sessions", m.listSessions),
+		private("DELETE", "/v1/auth/sessions", "End every session but the current one", m.endOtherSessions),
+		private("DELETE", "/v1/auth/sessions/{id}", "End one of the caller's sessions", m.endSession),
+		private("POST", "/v1/auth/password/change", "Change the password; ends every other session", m.changePassword),
+		private("GET", "/v1/auth/me", "The caller's profile", m.me),
+		private("PATCH", "/v1/auth/me", "Update the caller's display name", m.updateMe),
+		private("DELETE", "/v1/auth/me", "Delete the caller's account and its data in every module", m.deleteMe),
+
+		private("GET", "/v1/admin/users", "Find a user by email (operators)", m.adminFindUser),
+		private("POST", "/v1/admin/users/{id}/lock", "Lock an account and end its sessions (operators)", m.adminLock),
+		private("POST", "/v1/admin/users/{id}/unlock", "Unlock an account (operators)", m.adminUnlock),
+		private("POST", "/v1/admin/users/{id}/verify", "Mark an account's email verified (operators)", m.adminVerify),
+		private("DELETE", "/v1/admin/users/{id}", "Delete an account (operators)", m.adminDelete),
 	}
 }
 
-// jwks writes the key set in RFC 7517 form, outside the envelope, so
-// that standard JWT libraries can fetch it.
+// jwks writes the key set in RFC 7517 form, outside the envelope, so that
+// standard JWT libraries can fetch it.
 func (m *Module) jwks(r *edge.Request) error {
 	r.Ctx.Response.Header.Set("Cache-Control", "public, max-age=300")
-	r.Raw(200, "application/json", m.keys.JWKS())
+	r.Raw(http.StatusOK, "application/json", m.host.Keys.JWKS())
 	return nil
 }
+
+// now returns the module clock's time.
+func (m *Module) now() time.Time { return m.host.Clock.Now() }

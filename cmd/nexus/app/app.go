@@ -45,19 +45,21 @@ type Options struct {
 
 // App is one running nexus server.
 type App struct {
-	cfg     *configs.Config
-	opts    Options
-	logger  *slog.Logger
-	clock   clock.Clock
-	db      *storage.DB
-	kv      kv.Store
-	keys    *keyring.Keyring
-	system  *actor.ActorSystem
-	users   *runtime.Users
-	gates   *runtime.Gates
-	manager *runtime.Manager
-	server  *edge.Server
-	metrics *edge.Metrics
+	cfg    *configs.Config
+	opts   Options
+	logger *slog.Logger
+	clock  clock.Clock
+	db     *storage.DB
+	kv     kv.Store
+	keys   *keyring.Keyring
+	// masterKey seals secrets at rest; modules get it through the host.
+	masterKey []byte
+	system    *actor.ActorSystem
+	users     *runtime.Users
+	gates     *runtime.Gates
+	manager   *runtime.Manager
+	server    *edge.Server
+	metrics   *edge.Metrics
 
 	reloadMu sync.Mutex
 	listener net.Listener
@@ -136,6 +138,7 @@ func (a *App) openKeys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load master key: %w", err)
 	}
+	a.masterKey = masterKey
 	a.keys = keyring.New(a.db, masterKey, a.clock, a.logger)
 	if err := a.keys.Ensure(ctx); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
@@ -187,10 +190,18 @@ func (a *App) startRuntime() error {
 		AdmissionTimeout:       a.cfg.Actors.AdmissionTimeout,
 	})
 	a.closers = append(a.closers, a.users.Stop)
+	detach, err := a.users.AttachBus(context.Background(), a.kv)
+	if err != nil {
+		return fmt.Errorf("attach user events: %w", err)
+	}
+	a.closers = append(a.closers, detach)
 
 	a.metrics = edge.NewMetrics()
 	events := newModuleEventMetrics(a.metrics, runtime.RegisteredModules())
-	host := &runtime.Host{Config: a.cfg, Logger: a.logger, DB: a.db, KV: a.kv, Clock: a.clock, Users: a.users, Keys: a.keys}
+	host := &runtime.Host{
+		Config: a.cfg, Logger: a.logger, DB: a.db, KV: a.kv, Clock: a.clock, Users: a.users,
+		Keys: a.keys, MasterKey: a.masterKey,
+	}
 	manager, err := runtime.NewManager(runtime.ManagerOptions{
 		System:       a.system,
 		Host:         host,
@@ -263,7 +274,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	}
 
-	a.logger.Info("shutting down", slog.Duration("timeout", a.cfg.Server.ShutdownTimeout))
+	a.logger.Info("shutting down", slog.String("timeout", a.cfg.Server.ShutdownTimeout.String()))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.ShutdownTimeout)
 	defer cancel()
 	err := a.server.Shutdown(shutdownCtx)

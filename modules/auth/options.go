@@ -1,0 +1,137 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/nexus-suite/nexus/modules/auth/mail"
+	"github.com/nexus-suite/nexus/modules/auth/password"
+)
+
+// options is the module's config section, modules.auth. The defaults here
+// match configs/nexus.yaml, which documents each key.
+type options struct {
+	// PublicURL is the server's address as users reach it, for links in mail.
+	PublicURL string        `koanf:"public_url"`
+	Argon2    argon2Options `koanf:"argon2"`
+
+	VerificationTTL time.Duration `koanf:"verification_ttl"`
+	ResetTTL        time.Duration `koanf:"reset_ttl"`
+	// MailPerAddress caps verification and reset mails to one address per MailWindow.
+	MailPerAddress int           `koanf:"mail_per_address"`
+	MailWindow     time.Duration `koanf:"mail_window"`
+
+	LoginMaxFailures   int           `koanf:"login_max_failures"`
+	LoginFailureWindow time.Duration `koanf:"login_failure_window"`
+	LockoutDuration    time.Duration `koanf:"lockout_duration"`
+
+	// SessionTTL is the lifetime of a session and its refresh tokens.
+	SessionTTL time.Duration `koanf:"session_ttl"`
+	// RefreshReuseWindow is how long a used refresh token still returns
+	// the same successor pair instead of ending the session.
+	RefreshReuseWindow time.Duration `koanf:"refresh_reuse_window"`
+
+	Mail mailOptions `koanf:"mail"`
+}
+
+type argon2Options struct {
+	MemoryKiB   uint32 `koanf:"memory_kib"`
+	Iterations  uint32 `koanf:"iterations"`
+	Parallelism uint8  `koanf:"parallelism"`
+}
+
+type mailOptions struct {
+	// Sender is "log" (print each message and its link) or "smtp".
+	Sender string      `koanf:"sender"`
+	From   string      `koanf:"from"`
+	SMTP   smtpOptions `koanf:"smtp"`
+}
+
+type smtpOptions struct {
+	Host          string        `koanf:"host"`
+	Port          int           `koanf:"port"`
+	Username      string        `koanf:"username"`
+	Password      string        `koanf:"password"`
+	Security      string        `koanf:"security"`
+	Timeout       time.Duration `koanf:"timeout"`
+	TLSServerName string        `koanf:"tls_server_name"`
+	RootCAFile    string        `koanf:"root_ca_file"`
+}
+
+func defaultOptions() options {
+	params := password.DefaultParams()
+	return options{
+		PublicURL:          "http://127.0.0.1:8080",
+		Argon2:             argon2Options{MemoryKiB: params.MemoryKiB, Iterations: params.Iterations, Parallelism: params.Parallelism},
+		VerificationTTL:    24 * time.Hour,
+		ResetTTL:           time.Hour,
+		MailPerAddress:     3,
+		MailWindow:         time.Hour,
+		LoginMaxFailures:   5,
+		LoginFailureWindow: 15 * time.Minute,
+		LockoutDuration:    15 * time.Minute,
+		SessionTTL:         30 * 24 * time.Hour,
+		RefreshReuseWindow: 10 * time.Second,
+		Mail: mailOptions{
+			Sender: "log",
+			From:   "Nexus <no-reply@nexus.invalid>",
+			SMTP:   smtpOptions{Port: 587, Security: "starttls", Timeout: 10 * time.Second},
+		},
+	}
+}
+
+// passwordParams returns the argon2id parameters new hashes use.
+func (o options) passwordParams() password.Params {
+	params := password.DefaultParams()
+	params.MemoryKiB = o.Argon2.MemoryKiB
+	params.Iterations = o.Argon2.Iterations
+	params.Parallelism = o.Argon2.Parallelism
+	return params
+}
+
+// validate checks ranges; each error names its key under modules.auth.
+func (o options) validate() error {
+	var problems []error
+	check := func(ok bool, key, message string) {
+		if !ok {
+			problems = append(problems, fmt.Errorf("modules.auth.%s: %s", key, message))
+		}
+	}
+
+	parsed, err := url.Parse(o.PublicURL)
+	check(err == nil && (parsed.Scheme == "http" || parsed.Scheme == "https") && parsed.Host != "",
+		"public_url", "must be an absolute http or https URL")
+	if err := o.passwordParams().Validate(); err != nil {
+		problems = append(problems, fmt.Errorf("modules.auth.argon2: %w", err))
+	}
+	check(o.VerificationTTL >= time.Minute, "verification_ttl", "must be at least 1m")
+	check(o.ResetTTL >= time.Minute, "reset_ttl", "must be at least 1m")
+	check(o.MailPerAddress >= 1, "mail_per_address", "must be at least 1")
+	check(o.MailWindow >= time.Minute, "mail_window", "must be at least 1m")
+	check(o.LoginMaxFailures >= 1 && o.LoginMaxFailures <= 100, "login_max_failures", "must be between 1 and 100")
+	check(o.LoginFailureWindow >= time.Second, "login_failure_window", "must be at least 1s")
+	check(o.LockoutDuration >= time.Second, "lockout_duration", "must be at least 1s")
+	check(o.SessionTTL >= time.Hour, "session_ttl", "must be at least 1h")
+	check(o.RefreshReuseWindow >= 0 && o.RefreshReuseWindow <= time.Minute, "refresh_reuse_window", "must be between 0s and 1m")
+	check(o.Mail.Sender == "log" || o.Mail.Sender == "smtp", "mail.sender", `must be "log" or "smtp"`)
+	check(o.Mail.From != "", "mail.from", "must not be empty")
+	if o.Mail.Sender == "smtp" {
+		check(o.Mail.SMTP.Host != "", "mail.smtp.host", "must be set when mail.sender is smtp")
+		check(o.Mail.SMTP.Port >= 1 && o.Mail.SMTP.Port <= 65535, "mail.smtp.port", "must be between 1 and 65535")
+		check(o.Mail.SMTP.Security == "starttls" || o.Mail.SMTP.Security == "tls" || o.Mail.SMTP.Security == "none",
+			"mail.smtp.security", `must be "starttls", "tls" or "none"`)
+		check(o.Mail.SMTP.Timeout > 0, "mail.smtp.timeout", "must be positive")
+	}
+	return errors.Join(problems...)
+}
+
+func (o options) smtpConfig() mail.SMTPConfig {
+	return mail.SMTPConfig{
+		Host: o.Mail.SMTP.Host, Port: o.Mail.SMTP.Port,
+		Username: o.Mail.SMTP.Username, Password: o.Mail.SMTP.Password,
+		Security: o.Mail.SMTP.Security, From: o.Mail.From, Timeout: o.Mail.SMTP.Timeout,
+		TLSServerName: o.Mail.SMTP.TLSServerName, RootCAFile: o.Mail.SMTP.RootCAFile,
+	}
+}
