@@ -14,7 +14,7 @@ import (
 )
 
 // adminCommand groups the operator actions on accounts. They work on the
-// database directly; a running server sees ended sessions at its next
+// database directly; a running server notices ended sessions at its next
 // session recheck (actors.session_recheck_interval).
 func adminCommand() *cobra.Command {
 	admin := &cobra.Command{Use: "admin", Short: "Operator actions on accounts"}

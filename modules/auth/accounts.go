@@ -185,7 +185,7 @@ type emailInput struct {
 	Email string `json:"email"`
 }
 
-// resendVerification always answers 202, so it reveals nothing about which
+// resendVerification always returns 202, so it reveals nothing about which
 // addresses have accounts.
 func (m *Module) resendVerification(r *edge.Request) error {
 	var input emailInput
@@ -298,7 +298,7 @@ func tokenError(reason string) *edge.Error {
 
 // currentUser loads the caller's account. An account deleted while its
 // access token still verifies (by `nexus admin delete`, before the actor's
-// recheck) answers 401 like an ended session.
+// recheck) gets 401 like an ended session.
 func (m *Module) currentUser(r *edge.Request) (user, error) {
 	u, err := m.store.userByID(r.Context(), r.Principal.UserID)
 	if errors.Is(err, errNotFound) {
@@ -375,7 +375,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <h1>{{.Title}}</h1><p>{{.Text}}</p></body></html>
 `))
 
-// writePage answers with a small HTML page, for links opened in a browser.
+// writePage writes a small HTML page, for links opened in a browser.
 func writePage(r *edge.Request, status int, title, text string) error {
 	var body strings.Builder
 	if err := pageTemplate.Execute(&body, map[string]string{"Title": title, "Text": text}); err != nil {

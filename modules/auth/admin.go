@@ -151,7 +151,7 @@ func (m *Module) requireAdmin(r *edge.Request) error {
 
 func (m *Module) admin() *Admin { return NewAdmin(m.host.DB, m.host.Clock, m.host.Users) }
 
-// adminResult maps Admin's errors to answers and logs the action.
+// adminResult maps Admin's errors to responses and logs the action.
 func (m *Module) adminResult(r *edge.Request, action, userID string, err error) error {
 	if errors.Is(err, ErrUserNotFound) {
 		return edge.NotFound("no user with this id")

@@ -32,7 +32,7 @@ type loginResult struct {
 	User userView `json:"user"`
 }
 
-// invalidCredentials is the one answer to a wrong password and to an
+// invalidCredentials is the one response to a wrong password and to an
 // unknown email, so neither status nor body tells them apart.
 func invalidCredentials() *edge.Error {
 	return edge.Unauthorized("email or password is wrong")
@@ -90,7 +90,7 @@ func (m *Module) login(r *edge.Request) error {
 	}
 
 	// The password is right: the count starts over, and only now may the
-	// answer depend on the account's state.
+	// response depend on the account's state.
 	if err := m.host.KV.Delete(ctx, guard.attemptsKey); err != nil {
 		r.Logger().Warn("reset login attempts failed", slog.String("user_id", u.ID), slog.String("error", err.Error()))
 	}
@@ -111,7 +111,7 @@ func (m *Module) login(r *edge.Request) error {
 }
 
 // failedLogin locks the address once this attempt used up the window's
-// allowance, and answers 401 either way.
+// allowance, and returns 401 either way.
 func (m *Module) failedLogin(ctx context.Context, guard loginGuard, attempt int64) error {
 	if attempt >= int64(m.opts.LoginMaxFailures) {
 		if _, err := guard.lock(ctx, m.now().Add(m.opts.LockoutDuration), m.opts.LockoutDuration); err != nil {
@@ -241,7 +241,7 @@ const (
 	lockedByOperator = "the account is locked by an operator"
 )
 
-// accountLocked answers 423 with the end of the lock and Retry-After.
+// accountLocked returns 423 with the end of the lock and Retry-After.
 func accountLocked(r *edge.Request, until, now time.Time, message string) error {
 	// Whole seconds rounded up, computed without the overflow that adding
 	// to a Duration near its maximum would cause for a lock without an end.

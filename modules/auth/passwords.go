@@ -14,7 +14,7 @@ import (
 )
 
 // forgotPassword mails a reset link when the address has an account, and
-// always answers 202, so it reveals nothing about which addresses do.
+// always returns 202, so it reveals nothing about which addresses do.
 func (m *Module) forgotPassword(r *edge.Request) error {
 	var input emailInput
 	if err := r.Decode(&input); err != nil {

@@ -90,7 +90,7 @@ func (m *Module) listSessions(r *edge.Request) error {
 }
 
 // endSession ends one of the caller's sessions; another user's session id
-// answers 404 like an unknown one.
+// gets 404 like an unknown one.
 func (m *Module) endSession(r *edge.Request) error {
 	id := r.Param("id")
 	userID := r.Principal.UserID

@@ -41,7 +41,7 @@ type user struct {
 	UpdatedAt       time.Time
 }
 
-// session is a sign-in as the auth module sees it.
+// session is one sign-in of a user, as the auth module stores it.
 type session struct {
 	ID         string
 	UserID     string

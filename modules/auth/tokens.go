@@ -17,7 +17,7 @@ import (
 // refreshTokenBytes is the entropy of an opaque refresh token: 256 bits.
 const refreshTokenBytes = 32
 
-// tokenPair is what login and refresh return.
+// tokenPair is the body of a successful login or refresh.
 type tokenPair struct {
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
@@ -89,7 +89,7 @@ func (m *Module) newPair(userID, sessionID string, now time.Time) (tokenPair, st
 	return pair, refreshHash, nil
 }
 
-// Errors of a refresh; both answer 401.
+// Errors of a refresh. The handler returns 401 for both.
 var (
 	errRefreshInvalid = errors.New("refresh token is invalid, expired or its session ended")
 	errRefreshReused  = errors.New("refresh token was already used; the session has been ended")
@@ -151,7 +151,7 @@ func (m *Module) rotate(ctx context.Context, hash string, record refreshRecord, 
 	return pair, won, nil
 }
 
-// reuse answers a token that was already used: the same successor inside
+// reuse handles a token that was already used: the same successor inside
 // the reuse window, else the end of the session.
 func (m *Module) reuse(ctx context.Context, hash string, record refreshRecord, now time.Time) (tokenPair, error) {
 	inWindow := record.UsedAt != nil && now.Sub(*record.UsedAt) <= m.opts.RefreshReuseWindow
