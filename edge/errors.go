@@ -92,11 +92,17 @@ func EmailUnverified(message string) *Error {
 }
 
 // TierRequired returns a 403 TIER_REQUIRED for feature, with details
-// {"feature": feature, "required_tier": tier}, where tier is a tier id of the catalog.
-func TierRequired(feature, tier string) *Error {
-	return NewError(CodeTierRequired,
-		fmt.Sprintf("feature %s requires the %s tier or higher", feature, tier),
-		map[string]any{"feature": feature, "required_tier": tier})
+// {"feature", "required_tier", "current_tier"}. requiredTier is the id of
+// the lowest-ranked catalog tier that grants feature, and "" when no tier
+// does, which the details show as null.
+func TierRequired(feature, requiredTier, currentTier string) *Error {
+	details := map[string]any{"feature": feature, "required_tier": nil, "current_tier": currentTier}
+	message := fmt.Sprintf("feature %s is not available in any tier", feature)
+	if requiredTier != "" {
+		details["required_tier"] = requiredTier
+		message = fmt.Sprintf("feature %s requires the %s tier or higher", feature, requiredTier)
+	}
+	return NewError(CodeTierRequired, message, details)
 }
 
 // NotFound returns a 404 NOT_FOUND.

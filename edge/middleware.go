@@ -27,7 +27,8 @@ const kvFailureLogInterval = 10 * time.Second
 
 // serveRoute runs one request through the middleware of rt, in order:
 // request id, panic recovery, module gate, body limit, IP rate limit,
-// authentication, admission, handler, then metrics and the access log.
+// authentication, admission, feature check, handler, then metrics and the
+// access log.
 func (s *Server) serveRoute(ctx *fasthttp.RequestCtx, rt *route) {
 	// Durations come from the monotonic wall clock; s.clock is for expiry.
 	start := time.Now()
@@ -75,6 +76,10 @@ func (s *Server) runRoute(req *Request) {
 		}
 		if err := s.admit(req); err != nil {
 			s.writeError(req, err)
+			return
+		}
+		if rt.Feature != "" && !req.Principal.Entitlements.HasFeature(rt.Feature) {
+			s.writeError(req, TierRequired(rt.Feature, rt.requiredTier, req.Principal.Entitlements.Tier))
 			return
 		}
 	}

@@ -68,6 +68,11 @@ type Route struct {
 	Authenticated bool
 	// IPLimited routes count against the per-IP rate limit.
 	IPLimited bool
+	// Feature, when set, is the feature the caller's entitlements must
+	// grant, such as "sync". The edge checks it after admission and
+	// responds with 403 TIER_REQUIRED before the handler runs. Only
+	// Authenticated routes may set it.
+	Feature string
 	// MaxBodyBytes is the request body limit; zero means server.max_body_bytes.
 	MaxBodyBytes int
 	// Summary is a one-line description for route listings.
@@ -104,6 +109,7 @@ type Server struct {
 	srv    *fasthttp.Server
 
 	routes    []Route
+	tiers     configs.Tiers
 	unmatched *route
 	serving   atomic.Bool
 	configErr error
@@ -123,6 +129,9 @@ type route struct {
 	maxBodyBytes int
 	gate         *runtime.Gate
 	metrics      *routeMetrics
+	// requiredTier is the lowest-ranked catalog tier that grants Feature,
+	// empty when Feature is empty or no tier grants it.
+	requiredTier string
 }
 
 // New returns a server for opts. An invalid server.trusted_proxies entry is
@@ -137,6 +146,7 @@ func New(opts Options) *Server {
 		clock:          opts.Clock,
 		gates:          opts.Gates,
 		metrics:        opts.Metrics,
+		tiers:          cfg.Tiers,
 		ids:            newRequestIDs(),
 		unmatched:      &route{Route: Route{Path: unmatchedRoute}},
 		defaultMaxBody: positiveOr(cfg.Server.MaxBodyBytes, fallbackMaxBodyBytes),
@@ -240,6 +250,8 @@ func (s *Server) checkRoutes(routes []Route) error {
 			return fmt.Errorf("mount route %s: authenticated routes need Options.Verifier and Options.Admitter", key)
 		case r.IPLimited && s.ipLimit.Rate > 0 && s.kv == nil:
 			return fmt.Errorf("mount route %s: IP-limited routes need Options.KV", key)
+		case r.Feature != "" && !r.Authenticated:
+			return fmt.Errorf("mount route %s: feature %q needs an authenticated route", key, r.Feature)
 		}
 		seen[key] = true
 	}
@@ -251,6 +263,7 @@ func (s *Server) mount(r Route) (err error) {
 		Route:        r,
 		maxBodyBytes: positiveOr(r.MaxBodyBytes, s.defaultMaxBody),
 		metrics:      s.metrics.forRoute(r.Method, r.Path),
+		requiredTier: lowestTierWith(s.tiers, r.Feature),
 	}
 	if r.Module != "" && s.gates != nil {
 		rt.gate = s.gates.Get(r.Module)
@@ -268,6 +281,25 @@ func (s *Server) mount(r Route) (err error) {
 	s.routes = append(s.routes, r)
 	s.srv.MaxRequestBodySize = max(s.srv.MaxRequestBodySize, rt.maxBodyBytes)
 	return nil
+}
+
+// lowestTierWith returns the id of the lowest-ranked catalog tier that
+// grants feature, or "" when feature is empty or no tier grants it. Equal
+// ranks are broken by tier id, so the result does not depend on map order.
+func lowestTierWith(tiers configs.Tiers, feature string) string {
+	if feature == "" {
+		return ""
+	}
+	best := ""
+	for id, tier := range tiers.Catalog {
+		if !slices.Contains(tier.Features, feature) {
+			continue
+		}
+		if best == "" || tier.Rank < tiers.Catalog[best].Rank || (tier.Rank == tiers.Catalog[best].Rank && id < best) {
+			best = id
+		}
+	}
+	return best
 }
 
 // Routes returns a copy of the mounted routes in the order they were mounted.

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"time"
 
 	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/runtime/gcra"
@@ -30,6 +31,19 @@ type Entitlements struct {
 	Source   string             `json:"source"`
 	Features []string           `json:"features"`
 	Limits   configs.TierLimits `json:"limits"`
+	// Trial is the user's one trial, nil when the user never started one.
+	// It is shared between copies of the snapshot, so it must not be changed.
+	Trial *Trial `json:"trial"`
+}
+
+// Trial is the state of a user's trial in an entitlements snapshot.
+type Trial struct {
+	// Tier is the tier id the trial grants.
+	Tier      string    `json:"tier"`
+	StartedAt time.Time `json:"started_at"`
+	EndsAt    time.Time `json:"ends_at"`
+	// Active is whether the trial had not ended when the snapshot was resolved.
+	Active bool `json:"active"`
 }
 
 // HasFeature reports whether the snapshot grants feature.

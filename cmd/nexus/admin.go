@@ -90,6 +90,7 @@ func adminCommand() *cobra.Command {
 			},
 		})
 	}
+	admin.AddCommand(entitlementsCommand())
 	return admin
 }
 

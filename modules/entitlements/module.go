@@ -1,16 +1,25 @@
-// Package entitlements is the Entitlements API section: the tier catalog
-// and what the caller's tier grants. Until subscriptions, trials and
-// overrides exist, every user has the catalog's default tier.
+// Package entitlements is the Entitlements API section: the tier catalog,
+// the caller's tier with its features, limits and source, the one trial an
+// account gets, and operators' overrides with their history. The source
+// is an operator override, a subscription, a trial or the default tier.
+// The module's resolver replaces the runtime's default one while the
+// module runs, and its expiry timer ends trials and overrides at their
+// time without a request.
 package entitlements
 
 import (
 	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"sort"
 
 	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/edge"
 	"github.com/nexus-suite/nexus/runtime"
+	"github.com/nexus-suite/nexus/storage"
 )
 
 // Name is the module's key under "modules" in the config.
@@ -18,14 +27,21 @@ const Name = "entitlements"
 
 func init() {
 	runtime.RegisterModule(Name, func() runtime.Module { return &Module{} })
+	runtime.RegisterAccountHook(Name, deleteUser)
 }
 
-// options is the module's config section; it has no options yet.
-type options struct{}
+//go:embed migrations
+var migrationFiles embed.FS
 
-// Module serves the /v1/entitlements routes.
+// Module serves the /v1/entitlements routes and the operator routes under
+// /v1/admin/users/{id}/entitlements.
 type Module struct {
-	tiers configs.Tiers
+	opts     options
+	host     *runtime.Host
+	tiers    configs.Tiers
+	store    *store
+	resolver *resolver
+	expiry   *expiry
 	// catalog is the public tier list, sorted by rank, built at provision.
 	catalog []tierView
 }
@@ -41,19 +57,43 @@ type tierView struct {
 }
 
 // Info names the module and its dependency on auth, whose sessions every
-// authenticated route needs.
+// authenticated route needs and whose users.role column the operator
+// routes read.
 func (m *Module) Info() runtime.ModuleInfo {
 	return runtime.ModuleInfo{Name: Name, Title: "Entitlements", Requires: []string{"auth"}}
 }
 
-// Decode reads modules.entitlements strictly.
-func (m *Module) Decode(section map[string]any) error {
-	return configs.DecodeSection("modules."+Name, section, &options{})
+// Migrations returns the module's tables: subscriptions, trials, overrides
+// and the history.
+func (m *Module) Migrations() storage.MigrationSet {
+	sqlite, _ := fs.Sub(migrationFiles, "migrations/sqlite")
+	postgres, _ := fs.Sub(migrationFiles, "migrations/postgres")
+	return storage.MigrationSet{Name: Name, SQLite: sqlite, Postgres: postgres}
 }
 
-// Provision builds the public catalog from the tier configuration.
+// Decode reads modules.entitlements strictly over the defaults.
+func (m *Module) Decode(section map[string]any) error {
+	opts := defaultOptions()
+	if err := configs.DecodeSection("modules."+Name, section, &opts); err != nil {
+		return err
+	}
+	if err := opts.validate(); err != nil {
+		return err
+	}
+	m.opts = opts
+	return nil
+}
+
+// Provision builds the public catalog, the store, the resolver and the
+// expiry timer's state.
 func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
+	m.host = host
 	m.tiers = host.Config.Tiers
+	m.store = &store{db: host.DB}
+	logger := host.Logger.With(slog.String("module", Name))
+	m.resolver = &resolver{store: m.store, tiers: m.tiers, clock: host.Clock, logger: logger}
+	m.expiry = newExpiry(m.store, host.Clock, host.Users, logger)
+
 	m.catalog = m.catalog[:0]
 	for id, tier := range m.tiers.Catalog {
 		features := append([]string{}, tier.Features...)
@@ -63,30 +103,69 @@ func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 	return nil
 }
 
-// Validate has nothing to check beyond what the config loader checked.
-func (m *Module) Validate() error { return nil }
+// Validate checks that the trial tier is in the catalog.
+func (m *Module) Validate() error {
+	if _, ok := m.tiers.Catalog[m.opts.TrialTier]; !ok {
+		return fmt.Errorf("modules.entitlements.trial_tier: tier %q is not in tiers.catalog", m.opts.TrialTier)
+	}
+	return nil
+}
 
-// Start does nothing: the module has no background work.
-func (m *Module) Start(context.Context) error { return nil }
+// Start ends the trials and overrides that came due while the module was
+// not running, arms the expiry timer and installs the module's resolver.
+// Actors that already hold a snapshot keep it until they are refreshed.
+func (m *Module) Start(ctx context.Context) error {
+	if err := m.expiry.start(ctx); err != nil {
+		return fmt.Errorf("start entitlement expiry: %w", err)
+	}
+	if m.host.Users != nil {
+		m.host.Users.SetResolver(m.resolver)
+	}
+	return nil
+}
 
-// Stop does nothing: the module holds nothing of its own.
-func (m *Module) Stop(context.Context) error { return nil }
+// Run waits until the supervisor cancels ctx, or returns the error of a
+// failed expiry run so that the supervisor restarts the module, whose
+// Start then rebuilds the timer from the store.
+func (m *Module) Run(ctx context.Context) error {
+	failures := m.expiry.failures
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-failures:
+		return fmt.Errorf("entitlement expiry: %w", err)
+	}
+}
+
+// Stop cancels the expiry timer and gives the users back the default tier
+// resolver. It is safe after a Provision that failed and without Start.
+func (m *Module) Stop(context.Context) error {
+	if m.expiry != nil {
+		m.expiry.stop()
+	}
+	if m.host != nil && m.host.Users != nil {
+		m.host.Users.SetResolver(runtime.DefaultResolver{Tiers: m.tiers})
+	}
+	return nil
+}
 
 // Routes lists the module's routes.
 func (m *Module) Routes() []edge.Route {
+	private := func(method, path, summary string, handler edge.HandlerFunc) edge.Route {
+		return edge.Route{Method: method, Path: path, Module: Name, Handler: handler, Authenticated: true, Summary: summary}
+	}
 	return []edge.Route{
-		{
-			Method: "GET", Path: "/v1/entitlements", Module: Name, Handler: m.current, Authenticated: true,
-			Summary: "The caller's tier, its source, features and limits",
-		},
+		private("GET", "/v1/entitlements", "The caller's tier, its source, features, limits and trial", m.current),
 		{
 			Method: "GET", Path: "/v1/entitlements/tiers", Module: Name, Handler: m.listTiers, IPLimited: true,
 			Summary: "The public tier catalog",
 		},
-		{
-			Method: "GET", Path: "/v1/entitlements/check", Module: Name, Handler: m.check, Authenticated: true,
-			Summary: "Whether the caller has one feature, and the tier that grants it",
-		},
+		private("GET", "/v1/entitlements/check", "Whether the caller has one feature, and the tier that grants it", m.check),
+		private("POST", "/v1/entitlements/trial", "Start the one trial an account gets", m.startTrial),
+
+		private("GET", "/v1/admin/users/{id}/entitlements", "A user's entitlements, override and history (operators)", m.adminShow),
+		private("PUT", "/v1/admin/users/{id}/entitlements/override", "Set a user's entitlement override (operators)", m.adminSetOverride),
+		private("DELETE", "/v1/admin/users/{id}/entitlements/override", "Clear a user's entitlement override (operators)", m.adminClearOverride),
 	}
 }
 
