@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,10 +34,19 @@ const (
 	latenciesPerConnection = 100_000
 )
 
-// loadOptions configure one closed-loop load run.
+// loadMethods lists the request methods that the load command accepts.
+var loadMethods = []string{
+	fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPost, fasthttp.MethodPut,
+	fasthttp.MethodPatch, fasthttp.MethodDelete, fasthttp.MethodOptions,
+}
+
+// loadOptions configure one closed-loop load run. Every request is the
+// same: Method on URL with Headers and Body.
 type loadOptions struct {
+	Method      string
 	URL         string
 	Headers     []header
+	Body        string
 	Duration    time.Duration
 	Warmup      time.Duration
 	Connections int
@@ -79,20 +89,9 @@ func (h *headerList) Set(value string) error {
 
 // runLoad runs one load and prints its result as a line of JSON on stdout.
 func runLoad(args []string) error {
-	flags := newFlagSet("load")
-	var opts loadOptions
-	var headers headerList
-	flags.StringVar(&opts.URL, "url", "", "URL to request with GET, on a loopback host (required)")
-	flags.Var(&headers, "header", "request header 'Name: value'; repeatable")
-	flags.DurationVar(&opts.Duration, "duration", defaultDuration, "length of the measurement, after the warmup")
-	flags.DurationVar(&opts.Warmup, "warmup", defaultWarmup, "length of the warmup, whose requests are not measured")
-	flags.IntVar(&opts.Connections, "connections", defaultConnections, "number of connections, each sending one request after another")
-	if err := parseFlags(flags, args); err != nil {
+	opts, err := parseLoadOptions(args)
+	if err != nil {
 		return err
-	}
-	opts.Headers = headers
-	if err := opts.check(); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -109,8 +108,34 @@ func runLoad(args []string) error {
 	return nil
 }
 
+// parseLoadOptions parses and checks the options of the load command,
+// args without the command's name.
+func parseLoadOptions(args []string) (loadOptions, error) {
+	flags := newFlagSet("load")
+	var opts loadOptions
+	var headers headerList
+	flags.StringVar(&opts.Method, "method", fasthttp.MethodGet, "request method: "+strings.Join(loadMethods, ", "))
+	flags.StringVar(&opts.URL, "url", "", "URL to request, on a loopback host (required)")
+	flags.Var(&headers, "header", "request header 'Name: value'; repeatable")
+	flags.StringVar(&opts.Body, "body", "", "request body, sent as given; set its type with -header 'Content-Type: …'")
+	flags.DurationVar(&opts.Duration, "duration", defaultDuration, "length of the measurement, after the warmup")
+	flags.DurationVar(&opts.Warmup, "warmup", defaultWarmup, "length of the warmup, whose requests are not measured")
+	flags.IntVar(&opts.Connections, "connections", defaultConnections, "number of connections, each sending one request after another")
+	if err := parseFlags(flags, args); err != nil {
+		return loadOptions{}, err
+	}
+	opts.Headers = headers
+	if err := opts.check(); err != nil {
+		return loadOptions{}, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return opts, nil
+}
+
 // check validates the options; the URL must be http:// on a loopback host.
 func (o loadOptions) check() error {
+	if !slices.Contains(loadMethods, o.Method) {
+		return fmt.Errorf("-method: %q is not one of %s", o.Method, strings.Join(loadMethods, ", "))
+	}
 	target, err := url.Parse(o.URL)
 	if err != nil {
 		return fmt.Errorf("-url: invalid URL %q: %w", o.URL, err)
@@ -136,6 +161,36 @@ func (o loadOptions) check() error {
 	return nil
 }
 
+// args returns the command line of the load command for o, which
+// parseLoadOptions parses back into o.
+func (o loadOptions) args() []string {
+	args := []string{
+		"load", "-method", o.Method, "-url", o.URL,
+		"-duration", o.Duration.String(),
+		"-warmup", o.Warmup.String(),
+		"-connections", strconv.Itoa(o.Connections),
+	}
+	for _, h := range o.Headers {
+		args = append(args, "-header", h.Name+": "+h.Value)
+	}
+	if o.Body != "" {
+		args = append(args, "-body", o.Body)
+	}
+	return args
+}
+
+// prepareRequest writes o's method, URL, headers and body into req.
+func (o loadOptions) prepareRequest(req *fasthttp.Request) {
+	req.SetRequestURI(o.URL)
+	req.Header.SetMethod(o.Method)
+	for _, h := range o.Headers {
+		req.Header.Set(h.Name, h.Value)
+	}
+	if o.Body != "" {
+		req.SetBodyString(o.Body)
+	}
+}
+
 // connectionStats are the records of one connection's goroutine.
 type connectionStats struct {
 	sent       int
@@ -145,7 +200,7 @@ type connectionStats struct {
 	firstError string
 }
 
-// generateLoad sends GET requests to opts.URL on opts.Connections
+// generateLoad sends opts' request to opts.URL on opts.Connections
 // connections, each goroutine sending its next request as soon as the
 // response to the last one arrives, for opts.Warmup and then opts.Duration. A request counts
 // in the measurement when it starts inside the measurement window. Any
@@ -192,11 +247,7 @@ func sendRequests(ctx context.Context, client *fasthttp.HostClient, opts loadOpt
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(opts.URL)
-	req.Header.SetMethod(fasthttp.MethodGet)
-	for _, h := range opts.Headers {
-		req.Header.Set(h.Name, h.Value)
-	}
+	opts.prepareRequest(req)
 	stats.latencies = make([]time.Duration, 0, latenciesPerConnection)
 
 	for ctx.Err() == nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -107,13 +109,17 @@ func TestHeaderListSet(t *testing.T) {
 }
 
 func TestLoadOptionsCheck(t *testing.T) {
-	valid := loadOptions{URL: "http://127.0.0.1:8080/v1/entitlements", Duration: time.Second, Connections: 1}
+	valid := loadOptions{Method: "GET", URL: "http://127.0.0.1:8080/v1/entitlements", Duration: time.Second, Connections: 1}
 	tests := []struct {
 		name    string
 		change  func(*loadOptions)
 		wantErr string
 	}{
 		{"Valid", func(*loadOptions) {}, ""},
+		{"Post", func(o *loadOptions) { o.Method = "POST" }, ""},
+		{"LowercaseMethod", func(o *loadOptions) { o.Method = "post" }, "-method"},
+		{"UnknownMethod", func(o *loadOptions) { o.Method = "CONNECT" }, "-method"},
+		{"EmptyMethod", func(o *loadOptions) { o.Method = "" }, "-method"},
 		{"Localhost", func(o *loadOptions) { o.URL = "http://localhost:8080/" }, ""},
 		{"HTTPS", func(o *loadOptions) { o.URL = "https://127.0.0.1:8443/" }, "scheme"},
 		{"NoPort", func(o *loadOptions) { o.URL = "http://127.0.0.1/" }, "no port"},
@@ -142,6 +148,53 @@ func TestLoadOptionsCheck(t *testing.T) {
 	}
 }
 
+func TestLoadOptionsArgsRoundTrip(t *testing.T) {
+	want := loadOptions{
+		Method: "POST", URL: "http://127.0.0.1:8080/v1/auth/login",
+		Headers:  []header{{Name: "Content-Type", Value: "application/json"}, {Name: "X-Time", Value: "12:30"}},
+		Body:     `{"email":"a@example.com","password":"p w"}`,
+		Duration: 3 * time.Second, Warmup: 500 * time.Millisecond, Connections: 4,
+	}
+
+	args := want.args()
+	got, err := parseLoadOptions(args[1:])
+	if err != nil {
+		t.Fatalf("parseLoadOptions(%q): %v", args[1:], err)
+	}
+
+	if args[0] != "load" {
+		t.Errorf("args start with %q, want the command load", args[0])
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parsed options = %+v, want %+v", got, want)
+	}
+}
+
+func TestParseLoadOptionsDefaults(t *testing.T) {
+	opts, err := parseLoadOptions([]string{"-url", "http://127.0.0.1:8080/"})
+	if err != nil {
+		t.Fatalf("parseLoadOptions: %v", err)
+	}
+
+	if opts.Method != "GET" {
+		t.Errorf("Method = %q, want GET", opts.Method)
+	}
+	if opts.Body != "" {
+		t.Errorf("Body = %q, want empty", opts.Body)
+	}
+	if opts.Connections != defaultConnections {
+		t.Errorf("Connections = %d, want %d", opts.Connections, defaultConnections)
+	}
+}
+
+func TestParseLoadOptionsRejectsMethod(t *testing.T) {
+	_, err := parseLoadOptions([]string{"-url", "http://127.0.0.1:8080/", "-method", "TRACE"})
+
+	if !errors.Is(err, errUsage) {
+		t.Errorf("parseLoadOptions with -method TRACE = %v, want a usage error", err)
+	}
+}
+
 // serveLoopback serves handler on a free loopback port until the test ends
 // and returns its base URL.
 func serveLoopback(t *testing.T, server *fasthttp.Server) string {
@@ -157,7 +210,7 @@ func serveLoopback(t *testing.T, server *fasthttp.Server) string {
 
 func TestGenerateLoadBare(t *testing.T) {
 	base := serveLoopback(t, newBareServer())
-	opts := loadOptions{URL: base + "/v1/entitlements", Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond, Connections: 2}
+	opts := loadOptions{Method: "GET", URL: base + "/v1/entitlements", Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond, Connections: 2}
 
 	result, err := generateLoad(context.Background(), opts)
 	if err != nil {
@@ -189,7 +242,7 @@ func TestGenerateLoadSendsHeaders(t *testing.T) {
 	}}
 	base := serveLoopback(t, server)
 	opts := loadOptions{
-		URL: base + "/", Duration: 100 * time.Millisecond, Connections: 1,
+		Method: "GET", URL: base + "/", Duration: 100 * time.Millisecond, Connections: 1,
 		Headers: []header{{Name: "Authorization", Value: "Bearer secret"}},
 	}
 
@@ -203,13 +256,45 @@ func TestGenerateLoadSendsHeaders(t *testing.T) {
 	}
 }
 
+func TestGenerateLoadSendsBody(t *testing.T) {
+	const body = `{"email":"bench@example.com","password":"secret"}`
+	server := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		switch {
+		case !ctx.IsPost():
+			ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+		case string(ctx.Request.Header.ContentType()) != "application/json":
+			ctx.SetStatusCode(fasthttp.StatusUnsupportedMediaType)
+		case string(ctx.PostBody()) != body:
+			ctx.SetStatusCode(fasthttp.StatusBadRequest)
+		}
+	}}
+	base := serveLoopback(t, server)
+	opts := loadOptions{
+		Method: "POST", URL: base + "/v1/auth/login", Body: body,
+		Headers:  []header{{Name: "Content-Type", Value: "application/json"}},
+		Duration: 100 * time.Millisecond, Connections: 2,
+	}
+
+	result, err := generateLoad(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("generateLoad: %v", err)
+	}
+
+	if result.Requests == 0 {
+		t.Error("Requests = 0, want some")
+	}
+	if result.Errors != 0 {
+		t.Errorf("Errors = %d (first: %s), want 0", result.Errors, result.FirstError)
+	}
+}
+
 func TestGenerateLoadCountsErrors(t *testing.T) {
 	server := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusInternalServerError)
 		ctx.SetBodyString(`{"error":{"code":"internal"}}`)
 	}}
 	base := serveLoopback(t, server)
-	opts := loadOptions{URL: base + "/", Duration: 100 * time.Millisecond, Connections: 2}
+	opts := loadOptions{Method: "GET", URL: base + "/", Duration: 100 * time.Millisecond, Connections: 2}
 
 	result, err := generateLoad(context.Background(), opts)
 	if err != nil {
@@ -232,7 +317,7 @@ func TestGenerateLoadServerDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := loadOptions{URL: "http://" + address + "/", Duration: 50 * time.Millisecond, Connections: 1}
+	opts := loadOptions{Method: "GET", URL: "http://" + address + "/", Duration: 50 * time.Millisecond, Connections: 1}
 
 	result, err := generateLoad(context.Background(), opts)
 	if err != nil {
@@ -251,7 +336,7 @@ func TestGenerateLoadCancelled(t *testing.T) {
 	base := serveLoopback(t, newBareServer())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	opts := loadOptions{URL: base + "/", Duration: time.Minute, Connections: 1}
+	opts := loadOptions{Method: "GET", URL: base + "/", Duration: time.Minute, Connections: 1}
 
 	_, err := generateLoad(ctx, opts)
 

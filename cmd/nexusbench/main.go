@@ -2,11 +2,14 @@
 // GET /v1/entitlements, which the user's actor admits and which the
 // handler serves from the actor's entitlement snapshot. It compares the request rate of a nexus server with
 // that of a bare fasthttp server returning a body of the same size, and
-// measures the memory that idle user actors hold.
+// measures the memory that idle user actors hold. It also measures the
+// logins per second of POST /v1/auth/login, which verifies an argon2id
+// password hash with the default parameters.
 //
-//	nexusbench run  [-duration 10s] [-connections 32] [-warmup 2s] [-actors 100000]
+//	nexusbench run  [-duration 10s] [-connections 32] [-login-connections 2] [-warmup 2s] [-actors 100000]
 //	nexusbench bare -listen 127.0.0.1:PORT
-//	nexusbench load -url URL [-header 'Name: value'] [-duration 10s] [-connections 32] [-warmup 2s]
+//	nexusbench load -url URL [-method GET] [-header 'Name: value'] [-body TEXT]
+//	                [-duration 10s] [-connections 32] [-warmup 2s]
 //
 // run is the whole benchmark: it builds nexus, starts every server and load
 // generator as a separate process of this executable or of nexus, and prints
@@ -37,9 +40,11 @@ func main() {
 }
 
 const usage = `usage:
-  nexusbench run  [-duration 10s] [-connections 32] [-warmup 2s] [-actors 100000] [-keep]
+  nexusbench run  [-duration 10s] [-connections 32] [-login-connections 2] [-warmup 2s]
+                  [-actors 100000] [-keep]
   nexusbench bare -listen 127.0.0.1:PORT
-  nexusbench load -url URL [-header 'Name: value'] [-duration 10s] [-connections 32] [-warmup 2s]
+  nexusbench load -url URL [-method GET] [-header 'Name: value'] [-body TEXT]
+                  [-duration 10s] [-connections 32] [-warmup 2s]
 Run 'nexusbench COMMAND -h' for the options of one command.
 `
 

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,7 +32,9 @@ type runOptions struct {
 	Duration    time.Duration
 	Warmup      time.Duration
 	Connections int
-	Actors      int
+	// LoginConnections is the number of connections of part (d).
+	LoginConnections int
+	Actors           int
 	// Keep keeps the temporary directory with the server's config and log.
 	Keep bool
 }
@@ -56,6 +57,7 @@ func runBenchmark(args []string) error {
 	flags.DurationVar(&opts.Duration, "duration", defaultDuration, "length of each measurement, after the warmup")
 	flags.DurationVar(&opts.Warmup, "warmup", defaultWarmup, "length of the warmup before each measurement")
 	flags.IntVar(&opts.Connections, "connections", defaultConnections, "number of connections of the load generator")
+	flags.IntVar(&opts.LoginConnections, "login-connections", defaultLoginConnections, "number of connections of the load generator for the logins of part (d)")
 	flags.IntVar(&opts.Actors, "actors", defaultActorCount, "number of idle user actors whose memory is measured")
 	flags.BoolVar(&opts.Keep, "keep", false, "keep the temporary directory with the server's config and log")
 	if err := parseFlags(flags, args); err != nil {
@@ -92,8 +94,8 @@ func runBenchmark(args []string) error {
 		return err
 	}
 	report.print(os.Stdout)
-	if failed := report.Bare.Load.Errors + report.Nexus.Load.Errors; failed > 0 {
-		first := firstNonEmpty(report.Bare.Load.FirstError, report.Nexus.Load.FirstError)
+	if failed := report.Bare.Load.Errors + report.Nexus.Load.Errors + report.Login.Load.Errors; failed > 0 {
+		first := firstNonEmpty(report.Bare.Load.FirstError, report.Nexus.Load.FirstError, report.Login.Load.FirstError)
 		return fmt.Errorf("%d requests failed, the first with: %s", failed, first)
 	}
 	return nil
@@ -107,13 +109,15 @@ func (o runOptions) check() error {
 		return fmt.Errorf("-warmup must not be negative, got %s", o.Warmup)
 	case o.Connections < 1:
 		return fmt.Errorf("-connections must be at least 1, got %d", o.Connections)
+	case o.LoginConnections < 1:
+		return fmt.Errorf("-login-connections must be at least 1, got %d", o.LoginConnections)
 	case o.Actors < 1:
 		return fmt.Errorf("-actors must be at least 1, got %d", o.Actors)
 	}
 	return nil
 }
 
-// run runs the three measurements in order.
+// run runs the four measurements in order.
 func (b *benchmark) run(ctx context.Context) (report, error) {
 	rep := report{Options: b.opts, Machine: currentMachine()}
 
@@ -137,6 +141,12 @@ func (b *benchmark) run(ctx context.Context) (report, error) {
 
 	progress("(c) memory of %d idle user actors", b.opts.Actors)
 	rep.Actors, err = measureActors(ctx, b.opts.Actors)
+	if err != nil {
+		return report{}, err
+	}
+
+	progress("(d) nexus POST %s, %s with %d connections", loginPath, b.opts.Duration, b.opts.LoginConnections)
+	rep.Login, err = b.measureLogin(ctx, nexusPath)
 	if err != nil {
 		return report{}, err
 	}
@@ -209,7 +219,7 @@ func (b *benchmark) measureBare(ctx context.Context) (measurement, error) {
 		return measurement{}, err
 	}
 
-	result, err := b.load(ctx, base+entitlementsPath, nil)
+	result, err := b.load(ctx, b.loadOptions(fasthttp.MethodGet, base+entitlementsPath, nil, "", b.opts.Connections))
 	if err != nil {
 		return measurement{}, err
 	}
@@ -229,27 +239,20 @@ func (b *benchmark) measureNexus(ctx context.Context, nexusPath string) (measure
 	if err != nil {
 		return measurement{}, 0, err
 	}
-	logFile, err := os.Create(setup.LogPath)
+	server, logFile, err := b.startNexus(ctx, nexusPath, setup)
 	if err != nil {
-		return measurement{}, 0, fmt.Errorf("create server log: %w", err)
+		return measurement{}, 0, err
 	}
 	defer logFile.Close()
 
-	args := []string{"serve", "-c", setup.ConfigPath}
-	server, err := b.children.start(ctx, "nexus server", nexusPath, args, childEnv(), logFile, logFile)
-	if err != nil {
-		return measurement{}, 0, err
-	}
 	base := "http://" + setup.Listen
-	if err := waitReady(ctx, server, base+"/ready"); err != nil {
-		return measurement{}, 0, fmt.Errorf("%w (server log: %s)", err, setup.LogPath)
-	}
-	authorization := "Authorization: Bearer " + setup.Token
-	if err := probe(base+entitlementsPath, setup.Token); err != nil {
+	authorization := header{Name: "Authorization", Value: "Bearer " + setup.Token}
+	opts := b.loadOptions(fasthttp.MethodGet, base+entitlementsPath, []header{authorization}, "", b.opts.Connections)
+	if err := probe(opts); err != nil {
 		return measurement{}, 0, err
 	}
 
-	result, err := b.load(ctx, base+entitlementsPath, []string{authorization})
+	result, err := b.load(ctx, opts)
 	if err != nil {
 		return measurement{}, 0, err
 	}
@@ -264,21 +267,45 @@ func (b *benchmark) measureNexus(ctx context.Context, nexusPath string) (measure
 	return result, lines, nil
 }
 
-// load runs the load command as a child process and reads its result.
-// ServerCPU of the measurement is left for the caller to fill in.
-func (b *benchmark) load(ctx context.Context, url string, headers []string) (measurement, error) {
-	args := []string{
-		"load", "-url", url,
-		"-duration", b.opts.Duration.String(),
-		"-warmup", b.opts.Warmup.String(),
-		"-connections", strconv.Itoa(b.opts.Connections),
-	}
-	for _, h := range headers {
-		args = append(args, "-header", h)
+// startNexus starts nexus serve on the config of setup with its log in
+// setup.LogPath and waits until GET /ready returns 200. The caller stops
+// the server and then closes the log file.
+func (b *benchmark) startNexus(ctx context.Context, nexusPath string, setup serverSetup) (*child, *os.File, error) {
+	logFile, err := os.Create(setup.LogPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("create server log: %w", err)
 	}
 
+	args := []string{"serve", "-c", setup.ConfigPath}
+	server, err := b.children.start(ctx, "nexus server", nexusPath, args, childEnv(), logFile, logFile)
+	if err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
+	if err := waitReady(ctx, server, "http://"+setup.Listen+"/ready"); err != nil {
+		// The server has its own copy of the file descriptor, and the
+		// deferred stopAll of runBenchmark stops it.
+		logFile.Close()
+		return nil, nil, fmt.Errorf("%w (server log: %s)", err, setup.LogPath)
+	}
+	return server, logFile, nil
+}
+
+// loadOptions returns the load of one measurement: method on url with
+// headers and body, on the given number of connections, for the run's
+// duration after its warmup.
+func (b *benchmark) loadOptions(method, url string, headers []header, body string, connections int) loadOptions {
+	return loadOptions{
+		Method: method, URL: url, Headers: headers, Body: body,
+		Duration: b.opts.Duration, Warmup: b.opts.Warmup, Connections: connections,
+	}
+}
+
+// load runs the load command as a child process and reads its result.
+// ServerCPU of the measurement is left for the caller to fill in.
+func (b *benchmark) load(ctx context.Context, opts loadOptions) (measurement, error) {
 	var stdout bytes.Buffer
-	generator, err := b.children.start(ctx, "load generator", b.self, args, nil, &stdout, os.Stderr)
+	generator, err := b.children.start(ctx, "load generator", b.self, opts.args(), nil, &stdout, os.Stderr)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -317,21 +344,20 @@ func waitReady(ctx context.Context, server *child, url string) error {
 	}
 }
 
-// probe sends one authenticated GET to url and fails unless it returns 200,
-// so a rejected token stops the benchmark before the load starts.
-func probe(url, token string) error {
+// probe sends the request of opts once and fails unless it returns 200, so
+// a rejected token or password stops the benchmark before the load starts.
+func probe(opts loadOptions) error {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(url)
-	req.Header.Set("Authorization", "Bearer "+token)
+	opts.prepareRequest(req)
 
 	if err := fasthttp.DoTimeout(req, resp, requestTimeout); err != nil {
-		return fmt.Errorf("probe GET %s: %w", url, err)
+		return fmt.Errorf("probe %s %s: %w", opts.Method, opts.URL, err)
 	}
 	if resp.StatusCode() != fasthttp.StatusOK {
-		return fmt.Errorf("probe GET %s: %s", url, describeFailure(nil, resp))
+		return fmt.Errorf("probe %s %s: %s", opts.Method, opts.URL, describeFailure(nil, resp))
 	}
 	return nil
 }
