@@ -113,7 +113,10 @@ func (m *Module) register(r *edge.Request) error {
 		return edge.Validation("display_name", fmt.Sprintf("display_name must be at most %d characters", maxDisplayNameRunes))
 	}
 
-	hash, err := password.Hash(input.Password, m.params)
+	hash, err := m.hash(r, input.Password)
+	if isBusy(err) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("hash password: %w", err)
 	}
@@ -352,7 +355,11 @@ func (m *Module) deleteMe(r *edge.Request) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := password.Verify(input.Password, u.PasswordHash); err != nil || !ok {
+	ok, err := m.verify(r, input.Password, u.PasswordHash)
+	if isBusy(err) {
+		return err
+	}
+	if err != nil || !ok {
 		return wrongCurrentPassword("password")
 	}
 

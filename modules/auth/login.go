@@ -76,13 +76,19 @@ func (m *Module) login(r *edge.Request) error {
 
 	u, err := m.store.userByEmail(ctx, email)
 	if errors.Is(err, errNotFound) {
-		password.DummyVerify(input.Password, m.params)
+		if err := m.dummyVerify(r, input.Password); err != nil {
+			return err
+		}
 		return m.failedLogin(ctx, guard, attempt)
 	}
 	if err != nil {
 		return err
 	}
-	if ok, err := password.Verify(input.Password, u.PasswordHash); err != nil || !ok {
+	ok, err := m.verify(r, input.Password, u.PasswordHash)
+	if isBusy(err) {
+		return err
+	}
+	if err != nil || !ok {
 		if err != nil {
 			r.Logger().Error("stored password hash is unreadable", slog.String("user_id", u.ID), slog.String("error", err.Error()))
 		}
@@ -125,7 +131,7 @@ func (m *Module) rehashIfNeeded(ctx context.Context, r *edge.Request, u user, pl
 	if !password.NeedsRehash(u.PasswordHash, m.params) {
 		return
 	}
-	hash, err := password.Hash(plain, m.params)
+	hash, err := m.hash(r, plain)
 	if err == nil {
 		err = m.store.setPasswordHash(ctx, u.ID, hash, m.now())
 	}

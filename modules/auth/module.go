@@ -39,6 +39,7 @@ type Module struct {
 	mailer    mail.Sender
 	masterKey []byte
 	params    password.Params
+	slots     hashSlots
 }
 
 // Info names the module.
@@ -73,6 +74,7 @@ func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 	m.store = &store{db: host.DB}
 	m.masterKey = host.MasterKey
 	m.params = m.opts.passwordParams()
+	m.slots = newHashSlots(m.opts.Argon2.MaxConcurrent)
 
 	switch m.opts.Mail.Sender {
 	case "smtp":

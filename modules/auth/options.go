@@ -40,6 +40,8 @@ type argon2Options struct {
 	MemoryKiB   uint32 `koanf:"memory_kib"`
 	Iterations  uint32 `koanf:"iterations"`
 	Parallelism uint8  `koanf:"parallelism"`
+	// MaxConcurrent bounds the hashes computed at once; 0 means twice the CPUs.
+	MaxConcurrent int `koanf:"max_concurrent"`
 }
 
 type mailOptions struct {
@@ -106,6 +108,7 @@ func (o options) validate() error {
 	if err := o.passwordParams().Validate(); err != nil {
 		problems = append(problems, fmt.Errorf("modules.auth.argon2: %w", err))
 	}
+	check(o.Argon2.MaxConcurrent >= 0 && o.Argon2.MaxConcurrent <= 1024, "argon2.max_concurrent", "must be between 0 and 1024")
 	check(o.VerificationTTL >= time.Minute, "verification_ttl", "must be at least 1m")
 	check(o.ResetTTL >= time.Minute, "reset_ttl", "must be at least 1m")
 	check(o.MailPerAddress >= 1, "mail_per_address", "must be at least 1")

@@ -10,7 +10,6 @@ import (
 
 	"github.com/nexus-suite/nexus/edge"
 	"github.com/nexus-suite/nexus/modules/auth/mail"
-	"github.com/nexus-suite/nexus/modules/auth/password"
 )
 
 // forgotPassword mails a reset link when the address has an account, and
@@ -143,7 +142,7 @@ func (m *Module) applyReset(r *edge.Request, input resetInput) error {
 }
 
 func (m *Module) setPassword(r *edge.Request, userID, plain string) error {
-	hash, err := password.Hash(plain, m.params)
+	hash, err := m.hash(r, plain)
 	if err != nil {
 		return err
 	}
@@ -168,7 +167,11 @@ func (m *Module) changePassword(r *edge.Request) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := password.Verify(input.CurrentPassword, u.PasswordHash); err != nil || !ok {
+	ok, err := m.verify(r, input.CurrentPassword, u.PasswordHash)
+	if isBusy(err) {
+		return err
+	}
+	if err != nil || !ok {
 		return wrongCurrentPassword("current_password")
 	}
 
