@@ -48,6 +48,10 @@ func TestAdminCommands(t *testing.T) {
 	if output, code := runNexus(t, dir, "admin", "grant", "op@example.com", "root"); code != 1 || !strings.Contains(output, `unknown role "root"`) {
 		t.Errorf("grant of an unknown role = %d %q", code, output)
 	}
+	// A command on a fresh data directory migrates it first instead of failing on missing tables.
+	if output, code := runNexus(t, t.TempDir(), "admin", "find", "nobody@example.com"); code != 1 || !strings.Contains(output, "user not found") {
+		t.Errorf("find on a fresh data directory = %d %q, want user not found", code, output)
+	}
 	if output, code := runNexus(t, dir, "admin", "delete", "op@example.com"); code != 0 || !strings.Contains(output, "deleted") {
 		t.Errorf("delete = %d %q", code, output)
 	}

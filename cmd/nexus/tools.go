@@ -146,5 +146,13 @@ func withDatabase(cmd *cobra.Command, run func(ctx context.Context, db *storage.
 		return err
 	}
 	defer db.Close()
+
+	// Like serve, a command brings the schema up to date first, so it never
+	// meets a database that lacks a module's tables.
+	if cfg.Database.MigrateOnStart && cmd.Parent() != nil && cmd.Parent().Name() != "migrate" {
+		if err := storage.Migrate(ctx, db, app.MigrationSets()...); err != nil {
+			return fmt.Errorf("migrate database: %w", err)
+		}
+	}
 	return run(ctx, db)
 }

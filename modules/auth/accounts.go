@@ -124,7 +124,8 @@ func (m *Module) register(r *edge.Request) error {
 	if err != nil {
 		return err
 	}
-	now := m.now()
+	// The store keeps milliseconds; the response shows what a later read returns.
+	now := m.now().UTC().Truncate(time.Millisecond)
 	u := user{ID: id, Email: email, PasswordHash: hash, DisplayName: strings.TrimSpace(input.DisplayName), Role: roleUser, CreatedAt: now, UpdatedAt: now}
 	if err := m.store.createUser(r.Context(), u); err != nil {
 		if errors.Is(err, errEmailTaken) {

@@ -215,12 +215,30 @@ func (m *Module) adminLock(r *edge.Request) error {
 	return m.adminResult(r, "lock", id, m.admin().Lock(r.Context(), id, until))
 }
 
+// adminUnlock lifts an operator's lock and also the sign-in lock that
+// failed attempts put on the account's address.
 func (m *Module) adminUnlock(r *edge.Request) error {
 	if err := m.requireAdmin(r); err != nil {
 		return err
 	}
 	id := r.Param("id")
-	return m.adminResult(r, "unlock", id, m.admin().Unlock(r.Context(), id))
+	err := m.admin().Unlock(r.Context(), id)
+	if err == nil {
+		err = m.clearLoginLock(r.Context(), id)
+	}
+	return m.adminResult(r, "unlock", id, err)
+}
+
+func (m *Module) clearLoginLock(ctx context.Context, userID string) error {
+	u, err := m.store.userByID(ctx, userID)
+	if err != nil {
+		return notFoundAs(err)
+	}
+	guard := m.loginGuard(u.Email)
+	if err := m.host.KV.Delete(ctx, guard.lockKey, guard.attemptsKey); err != nil {
+		return fmt.Errorf("clear sign-in lock of user %s: %w", userID, err)
+	}
+	return nil
 }
 
 func (m *Module) adminVerify(r *edge.Request) error {

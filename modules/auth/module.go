@@ -74,6 +74,9 @@ func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 	m.store = &store{db: host.DB}
 	m.masterKey = host.MasterKey
 	m.params = m.opts.passwordParams()
+	if m.opts.PublicURL == "" {
+		m.opts.PublicURL = "http://" + host.Config.Server.Listen
+	}
 	m.slots = newHashSlots(m.opts.Argon2.MaxConcurrent)
 
 	switch m.opts.Mail.Sender {

@@ -13,7 +13,8 @@ import (
 // options is the module's config section, modules.auth. The defaults here
 // match configs/nexus.yaml, which documents each key.
 type options struct {
-	// PublicURL is the server's address as users reach it, for links in mail.
+	// PublicURL is the server's address as users reach it, for links in
+	// mail; empty means http:// and server.listen.
 	PublicURL string        `koanf:"public_url"`
 	Argon2    argon2Options `koanf:"argon2"`
 
@@ -65,7 +66,7 @@ type smtpOptions struct {
 func defaultOptions() options {
 	params := password.DefaultParams()
 	return options{
-		PublicURL:          "http://127.0.0.1:8080",
+		PublicURL:          "",
 		Argon2:             argon2Options{MemoryKiB: params.MemoryKiB, Iterations: params.Iterations, Parallelism: params.Parallelism},
 		VerificationTTL:    24 * time.Hour,
 		ResetTTL:           time.Hour,
@@ -102,9 +103,11 @@ func (o options) validate() error {
 		}
 	}
 
-	parsed, err := url.Parse(o.PublicURL)
-	check(err == nil && (parsed.Scheme == "http" || parsed.Scheme == "https") && parsed.Host != "",
-		"public_url", "must be an absolute http or https URL")
+	if o.PublicURL != "" {
+		parsed, err := url.Parse(o.PublicURL)
+		check(err == nil && (parsed.Scheme == "http" || parsed.Scheme == "https") && parsed.Host != "",
+			"public_url", "must be empty or an absolute http or https URL")
+	}
 	if err := o.passwordParams().Validate(); err != nil {
 		problems = append(problems, fmt.Errorf("modules.auth.argon2: %w", err))
 	}

@@ -312,6 +312,18 @@ func TestAdminRoutes(t *testing.T) {
 		}
 		s.login(t, targetEmail, goodPassword)
 
+		// Unlock also lifts the lock that failed sign-in attempts put on the address.
+		for i := 0; i < 6; i++ {
+			s.postJSON(t, "/v1/auth/login", jsonBody(t, map[string]string{"email": targetEmail, "password": "wrong guess number " + string(rune('a'+i))}), "")
+		}
+		if res := s.postJSON(t, "/v1/auth/login", jsonBody(t, map[string]string{"email": targetEmail, "password": goodPassword}), ""); res.status != http.StatusLocked {
+			t.Fatalf("login after six wrong guesses = %d, want 423", res.status)
+		}
+		if res := s.postJSON(t, "/v1/admin/users/"+found.ID+"/unlock", "", operator.AccessToken); res.status != http.StatusOK {
+			t.Fatalf("unlock = %d %s", res.status, res.body)
+		}
+		s.login(t, targetEmail, goodPassword)
+
 		if res := s.postJSON(t, "/v1/admin/users/usr_nobody/verify", "", operator.AccessToken); res.status != http.StatusNotFound {
 			t.Errorf("verify of an unknown id = %d, want 404", res.status)
 		}
