@@ -282,7 +282,7 @@ func TestLoadEnvIgnoresOtherVariables(t *testing.T) {
 }
 
 func TestLoadEnvUnknownOption(t *testing.T) {
-	tests := []string{"NEXUS_SERVER_FOO", "NEXUS_TIERS_CATALOG_GOLD_NAME", "NEXUS_MODULES_BILLING_ENABLED", "NEXUS_MODULES_AUTH"}
+	tests := []string{"NEXUS_SERVER_FOO", "NEXUS_TIERS_CATALOG_GOLD_NAME", "NEXUS_MODULES_FUTURE_ENABLED", "NEXUS_MODULES_AUTH"}
 	for _, name := range tests {
 		t.Run(name, func(t *testing.T) {
 			problems := problemsOf(t, "", name+"=1")

@@ -325,6 +325,12 @@ func (s *Server) serveUnmatched(ctx *fasthttp.RequestCtx, apiErr *Error, request
 }
 
 func (s *Server) handleNotFound(ctx *fasthttp.RequestCtx) {
+	// A route with a larger limit raises fasthttp's, so a request that
+	// reached no route is checked against server.max_body_bytes here.
+	if ctx.Request.Header.ContentLength() > s.defaultMaxBody || len(ctx.Request.Body()) > s.defaultMaxBody {
+		s.serveUnmatched(ctx, bodyTooLarge(s.defaultMaxBody), "")
+		return
+	}
 	s.serveUnmatched(ctx, NotFound(fmt.Sprintf("no route matches %s %s", ctx.Method(), ctx.Path())), "")
 }
 

@@ -67,6 +67,8 @@ type Host struct {
 	Keys   *keyring.Keyring
 	// MasterKey seals secrets at rest, with keyring.Seal and keyring.Open.
 	MasterKey []byte
+	// Services holds what modules offer each other; see Provide and Lookup.
+	Services *Services
 }
 
 // ModuleFactory returns a new, unconfigured module value.

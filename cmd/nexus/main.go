@@ -25,6 +25,6 @@ func rootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringP("config", "c", "", "config file to layer over the embedded defaults (YAML)")
-	root.AddCommand(serveCommand(), configCommand(), migrateCommand(), keysCommand(), adminCommand())
+	root.AddCommand(serveCommand(), configCommand(), migrateCommand(), keysCommand(), adminCommand(), billingCommand())
 	return root
 }

@@ -199,7 +199,7 @@ func TestServeFreshStartOnDefaults(t *testing.T) {
 	}
 
 	// Log output is buffered and flushed every 100 ms, so wait for the lines.
-	waitFor(t, "one log line per module started", func() bool { return len(p.logLines("module started")) == 2 })
+	waitFor(t, "one log line per module started", func() bool { return len(p.logLines("module started")) == 3 })
 	if len(p.logLines("created signing key")) != 1 {
 		t.Error("no log line for the first signing key")
 	}
@@ -280,7 +280,7 @@ func TestSIGHUPAppliesModuleSet(t *testing.T) {
 		}
 	}()
 
-	writeConfig(t, configPath, "modules:\n  entitlements:\n    enabled: false\n")
+	writeConfig(t, configPath, "modules:\n  entitlements:\n    enabled: false\n  billing:\n    enabled: false\n")
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}

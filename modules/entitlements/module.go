@@ -85,7 +85,8 @@ func (m *Module) Decode(section map[string]any) error {
 }
 
 // Provision builds the public catalog, the store, the resolver and the
-// expiry timer's state.
+// expiry timer's state, and provides the subscription recorder that the
+// billing module writes through.
 func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 	m.host = host
 	m.tiers = host.Config.Tiers
@@ -93,6 +94,10 @@ func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 	logger := host.Logger.With(slog.String("module", Name))
 	m.resolver = &resolver{store: m.store, tiers: m.tiers, clock: host.Clock, logger: logger}
 	m.expiry = newExpiry(m.store, host.Clock, host.Users, logger)
+	if host.Services != nil {
+		recorder := &Recorder{store: m.store, clock: host.Clock, users: host.Users, expiry: m.expiry, logger: logger}
+		runtime.Provide[runtime.SubscriptionRecorder](host.Services, runtime.ServiceSubscriptions, recorder)
+	}
 
 	m.catalog = m.catalog[:0]
 	for id, tier := range m.tiers.Catalog {

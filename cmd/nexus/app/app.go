@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/edge"
@@ -25,6 +26,7 @@ import (
 
 	// The API sections register themselves as modules.
 	_ "github.com/nexus-suite/nexus/modules/auth"
+	_ "github.com/nexus-suite/nexus/modules/billing"
 	_ "github.com/nexus-suite/nexus/modules/entitlements"
 )
 
@@ -198,9 +200,11 @@ func (a *App) startRuntime() error {
 
 	a.metrics = edge.NewMetrics()
 	events := newModuleEventMetrics(a.metrics, runtime.RegisteredModules())
+	services := runtime.NewServices()
+	runtime.Provide[prometheus.Registerer](services, runtime.ServiceMetrics, a.metrics.Registry())
 	host := &runtime.Host{
 		Config: a.cfg, Logger: a.logger, DB: a.db, KV: a.kv, Clock: a.clock, Users: a.users,
-		Keys: a.keys, MasterKey: a.masterKey,
+		Keys: a.keys, MasterKey: a.masterKey, Services: services,
 	}
 	manager, err := runtime.NewManager(runtime.ManagerOptions{
 		System:       a.system,

@@ -83,8 +83,8 @@ func TestSystemEndpoints(t *testing.T) {
 		if page.Status.Indicator != "none" {
 			t.Errorf("indicator = %q, want none", page.Status.Indicator)
 		}
-		if len(page.Components) != 2 {
-			t.Fatalf("components = %+v, want auth and entitlements", page.Components)
+		if len(page.Components) != 3 {
+			t.Fatalf("components = %+v, want auth, billing and entitlements", page.Components)
 		}
 		for _, component := range page.Components {
 			if component.Status != "operational" {
@@ -254,6 +254,7 @@ func TestShutdownFinishesInFlightRequest(t *testing.T) {
 func TestDisabledModuleRoutesAnswer404(t *testing.T) {
 	s := startServer(t, serverOption{config: func(cfg *configs.Config) {
 		cfg.Modules["entitlements"]["enabled"] = false
+		cfg.Modules["billing"]["enabled"] = false
 	}})
 
 	res := s.get(t, "/v1/entitlements/tiers", "")

@@ -211,6 +211,7 @@ func TestOpenAPIDisabledModules(t *testing.T) {
 	s := openapiStart(t, func(cfg *configs.Config) {
 		cfg.Modules["auth"]["enabled"] = false
 		cfg.Modules["entitlements"]["enabled"] = false
+		cfg.Modules["billing"]["enabled"] = false
 	})
 
 	openapiCheck(t, s, []openapiRequest{

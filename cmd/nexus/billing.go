@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nexus-suite/nexus/modules/billing"
+	"github.com/nexus-suite/nexus/modules/entitlements"
+	"github.com/nexus-suite/nexus/runtime/clock"
+	"github.com/nexus-suite/nexus/storage"
+)
+
+// billingCommand groups the operator actions of the billing module.
+func billingCommand() *cobra.Command {
+	command := &cobra.Command{
+		Use:   "billing",
+		Short: "Operate on Stripe billing",
+	}
+	command.AddCommand(&cobra.Command{
+		Use:   "reconcile",
+		Short: "Read every subscription from Stripe again and correct the stored ones that drifted",
+		Long: `Read every subscription that the database names from Stripe, with modules.billing.api_url and
+secret_key, and correct the stored state that differs, logging each correction. A running server's
+actors use a correction once they resolve their entitlements again: at once for a user without a
+live actor, otherwise after actors.user_idle_timeout without a request or the user's next change.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, _, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cfg.Log, os.Stderr, isTerminal(os.Stderr))
+			return withDatabase(cmd, func(ctx context.Context, db *storage.DB) error {
+				recorder := entitlements.NewRecorder(db, clock.System{}, logger)
+				result, err := billing.Reconcile(ctx, cfg, db, recorder, clock.System{}, logger)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "checked %d, corrected %d, failed %d\n",
+					result.Checked, result.Corrected, result.Failed)
+				if err == nil && result.Failed > 0 {
+					err = fmt.Errorf("reconcile: %d subscriptions failed; see the log", result.Failed)
+				}
+				return err
+			})
+		},
+	})
+	return command
+}
