@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nexus-suite/nexus/storage/kv"
 )
@@ -66,5 +67,55 @@ func (u *Users) publish(event userEvent) {
 	if err := box.Publish(ctx, userEventsChannel, message); err != nil {
 		u.opts.Logger.Warn("publish user event failed", slog.String("kind", event.Kind),
 			slog.String("user_id", event.UserID), slog.String("error", err.Error()))
+	}
+}
+
+// UserNotifier tells user actors about a change: *Users inside a server,
+// BusNotifier in a command that shares the server's key-value store.
+type UserNotifier interface {
+	EndSession(userID, sessionID string)
+	RefreshEntitlements(userID string)
+}
+
+// Notifier returns u as a UserNotifier, or nil when u is nil, so callers
+// can test the interface against nil.
+func Notifier(u *Users) UserNotifier {
+	if u == nil {
+		return nil
+	}
+	return u
+}
+
+// BusNotifier publishes user events on a key-value store without running
+// any actor, for commands such as `nexus admin`: every server attached to
+// the same Redis delivers them to its actors at once.
+type BusNotifier struct {
+	Store  kv.Store
+	Logger *slog.Logger
+}
+
+// EndSession publishes that sessionID of userID ended.
+func (b BusNotifier) EndSession(userID, sessionID string) {
+	b.publish(userEvent{Kind: "end_session", UserID: userID, SessionID: sessionID})
+}
+
+// RefreshEntitlements publishes that userID's entitlements changed.
+func (b BusNotifier) RefreshEntitlements(userID string) {
+	b.publish(userEvent{Kind: "refresh_entitlements", UserID: userID})
+}
+
+// busPublishTimeout bounds one publication from a command.
+const busPublishTimeout = 5 * time.Second
+
+func (b BusNotifier) publish(event userEvent) {
+	message, err := json.Marshal(event)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), busPublishTimeout)
+	defer cancel()
+	if err := b.Store.Publish(ctx, userEventsChannel, message); err != nil && b.Logger != nil {
+		b.Logger.Warn("publish user event failed; servers see the change at their next recheck",
+			slog.String("kind", event.Kind), slog.String("user_id", event.UserID), slog.String("error", err.Error()))
 	}
 }

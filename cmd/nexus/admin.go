@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nexus-suite/nexus/modules/auth"
+	"github.com/nexus-suite/nexus/runtime"
 	"github.com/nexus-suite/nexus/runtime/clock"
 	"github.com/nexus-suite/nexus/storage"
+	"github.com/nexus-suite/nexus/storage/kv"
 )
 
 // adminCommand groups the operator actions on accounts. They work on the
@@ -111,6 +114,30 @@ func onAccount(cmd *cobra.Command, email, done string, run func(ctx context.Cont
 
 func withAdmin(cmd *cobra.Command, run func(ctx context.Context, a *auth.Admin) error) error {
 	return withDatabase(cmd, func(ctx context.Context, db *storage.DB) error {
-		return run(ctx, auth.NewAdmin(db, clock.System{}, nil))
+		notifier, closeNotifier, err := userNotifier(cmd, ctx)
+		if err != nil {
+			return err
+		}
+		defer closeNotifier()
+		return run(ctx, auth.NewAdmin(db, clock.System{}, notifier))
 	})
+}
+
+// userNotifier returns a notifier that publishes user events through the
+// configured Redis, so running servers apply a command's change at once.
+// Without Redis it returns nil: servers then notice at their next recheck.
+func userNotifier(cmd *cobra.Command, ctx context.Context) (runtime.UserNotifier, func(), error) {
+	cfg, _, err := loadConfig(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Redis.URL == "" {
+		return nil, func() {}, nil
+	}
+	store, err := kv.NewRedis(ctx, cfg.Redis.URL, cfg.Redis.Prefix, clock.System{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to redis: %w", err)
+	}
+	logger := newLogger(cfg.Log, os.Stderr, isTerminal(os.Stderr))
+	return runtime.BusNotifier{Store: store, Logger: logger}, func() { _ = store.Close() }, nil
 }

@@ -2,10 +2,16 @@ package main_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/nexus-suite/nexus/storage/storagetest"
 )
 
 func TestAdminCommands(t *testing.T) {
@@ -58,4 +64,85 @@ func TestAdminCommands(t *testing.T) {
 	if output, code := runNexus(t, dir, "admin", "find", "op@example.com"); code != 1 || !strings.Contains(output, "user not found") {
 		t.Errorf("find after delete = %d %q", code, output)
 	}
+}
+
+// TestAdminLockReachesRunningServer locks an account with the command while
+// a server shares its PostgreSQL and Redis: the server's actor rejects the
+// account's session through the Redis bus well before its 15 s recheck.
+func TestAdminLockReachesRunningServer(t *testing.T) {
+	env := []string{
+		"NEXUS_DATABASE_URL=" + storagetest.PostgresURL(t),
+		"NEXUS_REDIS_URL=" + storagetest.Redis(t),
+		"NEXUS_REDIS_PREFIX=" + storagetest.Prefix(t),
+	}
+	dir := t.TempDir()
+	p := startNexus(t, dir, nil, env...)
+	email, password := "locked@example.com", "a passphrase to lock out"
+
+	post := func(path, body, token string) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+p.addr+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		defer res.Body.Close()
+		data, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(data)
+	}
+	if status, body := post("/v1/auth/register", `{"email": "`+email+`", "password": "`+password+`"}`, ""); status != http.StatusCreated {
+		t.Fatalf("register = %d %s", status, body)
+	}
+	if output, code := runNexusWith(t, dir, env, "admin", "verify", email); code != 0 {
+		t.Fatalf("admin verify = %d %q", code, output)
+	}
+	status, body := post("/v1/auth/login", `{"email": "`+email+`", "password": "`+password+`"}`, "")
+	if status != http.StatusOK {
+		t.Fatalf("login = %d %s", status, body)
+	}
+	var login struct {
+		Data struct {
+			AccessToken string `json:"access_token"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &login); err != nil {
+		t.Fatalf("decode login: %v", err)
+	}
+	me := func() int {
+		req, _ := http.NewRequest("GET", "http://"+p.addr+"/v1/auth/me", nil)
+		req.Header.Set("Authorization", "Bearer "+login.Data.AccessToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET /v1/auth/me: %v", err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := me(); got != http.StatusOK {
+		t.Fatalf("/me before the lock = %d", got)
+	}
+
+	if output, code := runNexusWith(t, dir, env, "admin", "lock", email); code != 0 {
+		t.Fatalf("admin lock = %d %q", code, output)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for me() != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the running server still accepts the locked account's session after 5 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runNexusWith runs the binary in dir with env added to the environment.
+func runNexusWith(t *testing.T, dir string, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(nexusBinary(t), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	output, _ := cmd.CombinedOutput()
+	return string(output), cmd.ProcessState.ExitCode()
 }

@@ -23,9 +23,10 @@ func billingCommand() *cobra.Command {
 		Use:   "reconcile",
 		Short: "Read every subscription from Stripe again and correct the stored ones that drifted",
 		Long: `Read every subscription that the database names from Stripe, with modules.billing.api_url and
-secret_key, and correct the stored state that differs, logging each correction. A running server's
-actors use a correction once they resolve their entitlements again: at once for a user without a
-live actor, otherwise after actors.user_idle_timeout without a request or the user's next change.`,
+secret_key, and correct the stored state that differs, logging each correction. With redis.url
+set, running servers that share that Redis apply each correction at once; without it, their
+actors use it once they resolve their entitlements again (after actors.user_idle_timeout without
+a request, or at the user's next change).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, _, err := loadConfig(cmd)
@@ -34,7 +35,12 @@ live actor, otherwise after actors.user_idle_timeout without a request or the us
 			}
 			logger := newLogger(cfg.Log, os.Stderr, isTerminal(os.Stderr))
 			return withDatabase(cmd, func(ctx context.Context, db *storage.DB) error {
-				recorder := entitlements.NewRecorder(db, clock.System{}, logger)
+				notifier, closeNotifier, err := userNotifier(cmd, ctx)
+				if err != nil {
+					return err
+				}
+				defer closeNotifier()
+				recorder := entitlements.NewRecorder(db, clock.System{}, logger, notifier)
 				result, err := billing.Reconcile(ctx, cfg, db, recorder, clock.System{}, logger)
 				if err != nil {
 					return err

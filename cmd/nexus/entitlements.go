@@ -26,8 +26,10 @@ func entitlementsCommand() *cobra.Command {
 		Use:   "entitlements",
 		Short: "Show and override the entitlements of an account",
 		Long: `Show and override the entitlements of an account, working on the database directly.
-A running server ends an override's expiry on time, but a user's live actor keeps its
-cached entitlements until it passivates (actors.user_idle_timeout without a request).`,
+With redis.url set, running servers that share that Redis apply a change at once. Without it,
+a user's live actor keeps its cached entitlements until it passivates
+(actors.user_idle_timeout without a request); a running server still ends an override at its
+expiry on time.`,
 	}
 
 	command.AddCommand(&cobra.Command{
@@ -136,6 +138,11 @@ func withEntitlements(cmd *cobra.Command, email string, run func(ctx context.Con
 		if err != nil {
 			return err
 		}
-		return run(ctx, entitlements.NewAdmin(db, cfg.Tiers, clock.System{}, nil), info.ID)
+		notifier, closeNotifier, err := userNotifier(cmd, ctx)
+		if err != nil {
+			return err
+		}
+		defer closeNotifier()
+		return run(ctx, entitlements.NewAdmin(db, cfg.Tiers, clock.System{}, notifier), info.ID)
 	})
 }

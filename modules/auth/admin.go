@@ -39,17 +39,17 @@ func infoOf(u user) UserInfo {
 }
 
 // Admin performs operator actions on accounts, for the /v1/admin routes
-// and the `nexus admin` command. Without a Users (the command runs outside
-// the server), ended sessions reach the user actors at their next recheck
-// of the store instead of at once.
+// and the `nexus admin` command. Without a notifier (a command on a server
+// without Redis), ended sessions reach the user actors at their next
+// recheck of the store instead of at once.
 type Admin struct {
 	store *store
 	clock clock.Clock
-	users *runtime.Users
+	users runtime.UserNotifier
 }
 
 // NewAdmin returns operator actions on db. users may be nil.
-func NewAdmin(db *storage.DB, clk clock.Clock, users *runtime.Users) *Admin {
+func NewAdmin(db *storage.DB, clk clock.Clock, users runtime.UserNotifier) *Admin {
 	return &Admin{store: &store{db: db}, clock: clk, users: users}
 }
 
@@ -149,7 +149,9 @@ func (m *Module) requireAdmin(r *edge.Request) error {
 	return nil
 }
 
-func (m *Module) admin() *Admin { return NewAdmin(m.host.DB, m.host.Clock, m.host.Users) }
+func (m *Module) admin() *Admin {
+	return NewAdmin(m.host.DB, m.host.Clock, runtime.Notifier(m.host.Users))
+}
 
 // adminResult maps Admin's errors to responses and logs the action.
 func (m *Module) adminResult(r *edge.Request, action, userID string, err error) error {

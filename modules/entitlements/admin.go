@@ -96,13 +96,13 @@ type Admin struct {
 	resolver *resolver
 	tiers    configs.Tiers
 	clock    clock.Clock
-	users    *runtime.Users
+	users    runtime.UserNotifier
 	// changed is called after a change, so the module re-arms its timer.
 	changed func()
 }
 
 // NewAdmin returns operator actions on db with the tier catalog tiers. users may be nil.
-func NewAdmin(db *storage.DB, tiers configs.Tiers, clk clock.Clock, users *runtime.Users) *Admin {
+func NewAdmin(db *storage.DB, tiers configs.Tiers, clk clock.Clock, users runtime.UserNotifier) *Admin {
 	s := &store{db: db}
 	return &Admin{
 		store:    s,

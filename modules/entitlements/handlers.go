@@ -63,7 +63,7 @@ func (m *Module) refresh(userID string) {
 
 // admin returns the operator actions, re-arming the expiry timer after each change.
 func (m *Module) admin() *Admin {
-	a := NewAdmin(m.host.DB, m.tiers, m.host.Clock, m.host.Users)
+	a := NewAdmin(m.host.DB, m.tiers, m.host.Clock, runtime.Notifier(m.host.Users))
 	a.resolver.logger = m.resolver.logger
 	a.changed = func() { m.expiry.rearm(context.Background()) }
 	return a

@@ -95,7 +95,7 @@ func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 	m.resolver = &resolver{store: m.store, tiers: m.tiers, clock: host.Clock, logger: logger}
 	m.expiry = newExpiry(m.store, host.Clock, host.Users, logger)
 	if host.Services != nil {
-		recorder := &Recorder{store: m.store, clock: host.Clock, users: host.Users, expiry: m.expiry, logger: logger}
+		recorder := &Recorder{store: m.store, clock: host.Clock, users: runtime.Notifier(host.Users), expiry: m.expiry, logger: logger}
 		runtime.Provide[runtime.SubscriptionRecorder](host.Services, runtime.ServiceSubscriptions, recorder)
 	}
 

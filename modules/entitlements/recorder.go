@@ -23,17 +23,17 @@ const rearmTimeout = 5 * time.Second
 type Recorder struct {
 	store  *store
 	clock  clock.Clock
-	users  *runtime.Users
+	users  runtime.UserNotifier
 	expiry *expiry
 	logger *slog.Logger
 }
 
 // NewRecorder returns a Recorder on db for tools that run without a server,
-// such as `nexus billing reconcile`. It refreshes no actors and arms no
-// timer; a running server picks the change up when its actors resolve
-// their entitlements again.
-func NewRecorder(db *storage.DB, clk clock.Clock, logger *slog.Logger) *Recorder {
-	return &Recorder{store: &store{db: db}, clock: clk, logger: logger}
+// such as `nexus billing reconcile`. It arms no timer, and it reaches the
+// actors of running servers only through notifier, which may be nil: they
+// then pick the change up when they resolve their entitlements again.
+func NewRecorder(db *storage.DB, clk clock.Clock, logger *slog.Logger, notifier runtime.UserNotifier) *Recorder {
+	return &Recorder{store: &store{db: db}, clock: clk, logger: logger, users: notifier}
 }
 
 // RecordSubscription upserts rec inside tx when rec.StripeCreated is after

@@ -51,7 +51,7 @@ func TestBillingReconcileCorrectsDrift(t *testing.T) {
 		// stripe-mock's fixture is an active subscription that cancels at a
 		// period end long past and has a price outside the catalog, so it
 		// grants no paid tier.
-		recorder := entitlements.NewRecorder(s.app.DB(), s.clock, slog.New(slog.DiscardHandler))
+		recorder := entitlements.NewRecorder(s.app.DB(), s.clock, slog.New(slog.DiscardHandler), nil)
 		result, err := billing.Reconcile(context.Background(), s.cfg, s.app.DB(), recorder, s.clock, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("reconcile: %v", err)
