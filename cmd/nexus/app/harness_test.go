@@ -197,7 +197,7 @@ func (s *testServer) do(t *testing.T, method, path, body string, headers ...stri
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -216,6 +216,10 @@ func (s *testServer) do(t *testing.T, method, path, body string, headers ...stri
 	}
 	return response{status: res.StatusCode, header: res.Header, body: data}
 }
+
+// testClient bounds each request, so a server that never answers fails the
+// test that asked, with the request named, instead of stalling the package.
+var testClient = &http.Client{Timeout: time.Minute}
 
 var (
 	validatorOnce sync.Once
