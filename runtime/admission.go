@@ -27,7 +27,7 @@ type Entitlements struct {
 	Tier string `json:"tier"`
 	// TierName is the tier's display name, such as "Core".
 	TierName string `json:"tier_name"`
-	// Source is where the tier comes from: default, trial, subscription or override.
+	// Source is the origin of the tier: default, trial, subscription or override.
 	Source   string             `json:"source"`
 	Features []string           `json:"features"`
 	Limits   configs.TierLimits `json:"limits"`
@@ -56,7 +56,7 @@ func (e Entitlements) HasFeature(feature string) bool {
 	return false
 }
 
-// Admission is a user actor's answer to one request.
+// Admission is a user actor's decision on one request.
 type Admission struct {
 	Entitlements Entitlements
 	// Limit is the rate limit applied, from the user's tier.

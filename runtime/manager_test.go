@@ -80,7 +80,7 @@ func (m *testModule) Probe(context.Context) error {
 	return nil
 }
 
-// Run fails as many times as runFailures says, then blocks until cancelled.
+// Run fails runFailures times, then blocks until cancelled.
 func (m *testModule) Run(ctx context.Context) error {
 	if m.name == "tm_worker" && runFailures.Add(-1) >= 0 {
 		return errors.New("worker crashed")

@@ -24,8 +24,8 @@ type replySlot struct {
 	timer   *time.Timer
 }
 
-// SendUserMessage receives a reply. It never blocks: a reply arriving
-// while the slot already holds one is stale and dropped.
+// SendUserMessage receives a reply without blocking. A reply that arrives
+// while the slot already holds one is stale, so it is dropped.
 func (s *replySlot) SendUserMessage(_ *actor.PID, message any) {
 	_, msg, _ := actor.UnwrapEnvelope(message)
 	select {

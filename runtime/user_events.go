@@ -70,8 +70,8 @@ func (u *Users) publish(event userEvent) {
 	}
 }
 
-// UserNotifier tells user actors about a change: *Users inside a server,
-// BusNotifier in a command that shares the server's key-value store.
+// UserNotifier delivers changes to user actors. *Users implements it inside
+// a server, and BusNotifier in a command that shares the server's key-value store.
 type UserNotifier interface {
 	EndSession(userID, sessionID string)
 	RefreshEntitlements(userID string)

@@ -55,9 +55,9 @@ type UsersOptions struct {
 
 // userDispatcher runs a user actor's mailbox on the goroutine that posts to
 // it while the mailbox is idle, instead of starting a goroutine per batch.
-// An admission then costs no goroutine switch on the way in; the mailbox
-// still processes one message at a time, and the replying side is a
-// message, so the actor stays location-transparent.
+// An admission then costs no goroutine switch on the way in. The mailbox
+// still processes one message at a time, and the reply is a message, so
+// the actor stays location-transparent.
 var userDispatcher = actor.NewSynchronizedDispatcher(userMailboxThroughput)
 
 // userMailboxThroughput is how many messages a mailbox processes before it
@@ -121,12 +121,13 @@ func NewUsers(opts UsersOptions) *Users {
 // snapshot keep it until RefreshEntitlements is called for their user.
 func (u *Users) SetResolver(r EntitlementResolver) { u.resolver.Store(&resolverBox{r}) }
 
-// Admit asks the user's actor whether the request of sessionID may proceed.
-// It returns ErrSessionEnded or ErrRateLimited when the actor rejects it; the
-// Admission is filled in both the admitted and the rate-limited case.
+// Admit sends an admission request for sessionID to the user's actor and
+// returns its decision. It returns ErrSessionEnded or ErrRateLimited when the
+// actor rejects the request, and fills the Admission when the request is
+// admitted and when it is rate-limited.
 func (u *Users) Admit(ctx context.Context, userID, sessionID string) (Admission, error) {
-	// A retired entry or a dead letter means the actor passivated between
-	// the lookup and the send; the second attempt finds or creates a new one.
+	// A retired entry or a dead letter means that the actor passivated
+	// between the lookup and the send. The next attempt finds or creates a new one.
 	for attempt := 0; attempt < 3; attempt++ {
 		entry, err := u.enter(userID)
 		if err != nil {
@@ -152,9 +153,9 @@ func (u *Users) Admit(ctx context.Context, userID, sessionID string) (Admission,
 	return Admission{}, fmt.Errorf("admit user %s: actor kept stopping", userID)
 }
 
-// EndSession tells the user's actor, if it is live, that sessionID ended,
-// so the next request with it is rejected without waiting for a recheck.
-// With a bus attached, the actors on other nodes hear of it too.
+// EndSession sends the user's live actor, if any, the end of sessionID, so
+// the next request with it is rejected without waiting for a recheck. With
+// a bus attached, the event also reaches the actors on other nodes.
 func (u *Users) EndSession(userID, sessionID string) {
 	u.tell(userID, &endSession{SessionID: sessionID})
 	u.publish(userEvent{Kind: "end_session", UserID: userID, SessionID: sessionID})
@@ -248,8 +249,8 @@ func (u *Users) spawn(userID string) (*userEntry, error) {
 	if entry, ok := u.actors[userID]; ok {
 		return entry, nil
 	}
-	// The directory, not the actor's name, maps users to actors, so a new
-	// actor never waits for the name of a passivating one to free up.
+	// The directory maps users to actors, and each actor gets a unique
+	// generated name, so a new actor does not wait for a passivating one's name.
 	props := actor.PropsFromProducer(func() actor.Actor { return newUserActor(u, userID) },
 		actor.WithDispatcher(userDispatcher))
 	pid := u.opts.System.Root.SpawnPrefix(props, "user-")

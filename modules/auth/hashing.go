@@ -30,7 +30,7 @@ func hashingBusy(r *edge.Request) error {
 		map[string]any{"retry_after": 1})
 }
 
-// isBusy reports whether err is the answer of hashingBusy.
+// isBusy reports whether err is the error that hashingBusy returns.
 func isBusy(err error) bool {
 	var apiErr *edge.Error
 	return errors.As(err, &apiErr) && apiErr.Code == edge.CodeRateLimited
@@ -58,8 +58,8 @@ func (m *Module) hash(r *edge.Request, plain string) (string, error) {
 }
 
 // verify checks a password against its stored hash in a slot. When no
-// slot frees up in time it returns the 429 of hashingBusy; isBusy tells it
-// from the error of an unreadable hash.
+// slot frees up in time, it returns the 429 of hashingBusy, which isBusy
+// distinguishes from the error of an unreadable hash.
 func (m *Module) verify(r *edge.Request, plain, encoded string) (bool, error) {
 	if !m.slots.acquire(r.Context()) {
 		return false, hashingBusy(r)

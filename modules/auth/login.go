@@ -33,13 +33,13 @@ type loginResult struct {
 }
 
 // invalidCredentials is the one response to a wrong password and to an
-// unknown email, so neither status nor body tells them apart.
+// unknown email, so neither status nor body distinguishes them.
 func invalidCredentials() *edge.Error {
 	return edge.Unauthorized("email or password is wrong")
 }
 
 // login signs a user in. Each attempt is counted per normalised email
-// before any password is evaluated, whether or not the account exists, so
+// before any password is evaluated, whether or not the account exists. So
 // concurrent guesses cannot evaluate more than login_max_failures passwords
 // in a window, and a lock on an unknown address looks like any other.
 func (m *Module) login(r *edge.Request) error {

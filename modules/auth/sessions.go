@@ -21,8 +21,8 @@ type sessionView struct {
 	Current    bool      `json:"current"`
 }
 
-// endSessions revokes sessions in the store through revoke, then tells the
-// user's actor about each one, so the next request with any of their
+// endSessions revokes sessions in the store through revoke, then notifies
+// the user's actor of each one, so the next request with any of their
 // access tokens is rejected without waiting for the actor's recheck.
 func (m *Module) endSessions(ctx context.Context, userID string, revoke func(now time.Time) ([]string, error)) error {
 	ids, err := revoke(m.now())

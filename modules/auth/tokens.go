@@ -98,8 +98,9 @@ var (
 // refresh rotates a refresh token. The first use returns a new pair and
 // keeps it, sealed by the master key, on the old token's row. The same old
 // token again within the reuse window returns that same pair, so a lost
-// response or parallel tabs do not sign the user out; later, it counts as
-// theft and ends the session. Concurrent uses produce exactly one successor.
+// response or parallel tabs do not sign the user out. Later, the reuse
+// counts as theft and ends the session. Concurrent uses produce exactly one
+// successor.
 func (m *Module) refresh(ctx context.Context, token string) (tokenPair, error) {
 	now := m.host.Clock.Now()
 	hash := hashToken(token)

@@ -18,7 +18,7 @@ var ErrClosed = errors.New("kv: store closed")
 // Keys are namespaced by the store's prefix; callers pass bare keys.
 // A ttl of zero means the key does not expire.
 type Store interface {
-	// Ping checks that the store answers.
+	// Ping checks that the store responds.
 	Ping(ctx context.Context) error
 	// Get returns the value of key and whether it exists.
 	Get(ctx context.Context, key string) ([]byte, bool, error)

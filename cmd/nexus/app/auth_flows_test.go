@@ -270,7 +270,7 @@ func TestEmailVerification(t *testing.T) {
 			t.Errorf("expired token = %d %s, want 400 with reason expired", res.status, res.body)
 		}
 
-		// The resend answers 202 for every address, and mails only real, unverified ones.
+		// The resend returns 202 for every address, and mails only real, unverified ones.
 		before := s.outbox.count(email2)
 		for _, address := range []string{email2, "nobody-" + randomID(t) + "@example.com", email} {
 			res := s.postJSON(t, "/v1/auth/verify-email/resend", jsonBody(t, map[string]string{"email": address}), "")
@@ -445,7 +445,7 @@ func TestConcurrentGuessesEvaluateAtMostFive(t *testing.T) {
 		}
 		wg.Wait()
 
-		// Only an evaluated password answers 401; the rest were stopped before.
+		// Only an evaluated password gets 401. The other requests were stopped before evaluation.
 		if statuses[http.StatusUnauthorized] > 5 {
 			t.Errorf("evaluated %d passwords, want at most 5 (statuses %v)", statuses[http.StatusUnauthorized], statuses)
 		}

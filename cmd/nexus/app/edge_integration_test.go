@@ -171,7 +171,7 @@ func TestEdgeErrorsUseEnvelope(t *testing.T) {
 
 	t.Run("body over the server limit", func(t *testing.T) {
 		// The server's own limit is the largest route limit, 1 MiB by default;
-		// fasthttp answers from the Content-Length before reading the body.
+		// fasthttp responds from the Content-Length before reading the body.
 		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(s.url, "http://"), time.Second)
 		if err != nil {
 			t.Fatalf("dial: %v", err)

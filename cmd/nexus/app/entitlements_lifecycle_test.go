@@ -7,7 +7,7 @@ import (
 )
 
 // setSubscription writes the member's subscription row as billing would,
-// and tells the actor.
+// and refreshes the member's actor.
 func (s *testServer) setSubscription(t *testing.T, m member, tier, status string, periodEnd time.Time) {
 	t.Helper()
 	now := s.clock.Now().UnixMilli()

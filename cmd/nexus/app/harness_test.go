@@ -207,8 +207,8 @@ func (s *testServer) do(t *testing.T, method, path, body string, headers ...stri
 		t.Fatalf("read body of %s %s: %v", method, path, err)
 	}
 
-	// Every answer from a documented route must match the OpenAPI document;
-	// the routes under /v1/test/ exist only in these tests.
+	// Every response from a documented route must match the OpenAPI
+	// document. The routes under /v1/test/ exist only in these tests.
 	if !strings.HasPrefix(path, "/v1/test/") {
 		if err := documentValidator(t).Check(method, path, res.StatusCode, res.Header, data); err != nil {
 			t.Errorf("%s %s answered %d outside the OpenAPI document: %v\n%s", method, path, res.StatusCode, err, data)
@@ -217,8 +217,8 @@ func (s *testServer) do(t *testing.T, method, path, body string, headers ...stri
 	return response{status: res.StatusCode, header: res.Header, body: data}
 }
 
-// testClient bounds each request, so a server that never answers fails the
-// test that asked, with the request named, instead of stalling the package.
+// testClient bounds each request, so a server that never responds fails the
+// test that sent the request, naming it, instead of stalling the package.
 var testClient = &http.Client{Timeout: time.Minute}
 
 var (

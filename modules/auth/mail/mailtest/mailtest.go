@@ -108,7 +108,7 @@ func WithAcceptAnyAuth() Option {
 }
 
 // Start runs mailpit on free 127.0.0.1 ports with a database in a temporary
-// directory, waits until both its HTTP API and its SMTP port answer, and
+// directory, waits until both its HTTP API and its SMTP port respond, and
 // stops it when the test ends. It skips or fails the test when mailpit is
 // not installed (see the package comment).
 func Start(t testing.TB, opts ...Option) *Server {
@@ -276,7 +276,7 @@ func start(t testing.TB, binary, dir string, baseArgs []string, attempt int) (*S
 
 var errExited = errors.New("mailpit exited before it was ready")
 
-// waitReady polls /readyz and the SMTP port until both answer.
+// waitReady polls /readyz and the SMTP port until both respond.
 func waitReady(server *Server, smtpAddr string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	ticker := time.NewTicker(pollInterval)
