@@ -1,11 +1,13 @@
-// Package openapi embeds the OpenAPI 3.1 document of the Nexus API, which
-// is kept in this folder as openapi.yaml and served as JSON at
-// /v1/openapi.json. It also loads the document with kin-openapi and checks
-// responses against it, for tests of any package.
+// Package openapi embeds the OpenAPI 3.1 document of the Nexus API and
+// serves it as JSON at /v1/openapi.json. The document is openapi.yaml in
+// this folder, which holds the system, auth, entitlements and billing
+// routes and the shared components, merged with one file per later API
+// section under sections/. The package also loads the document with
+// kin-openapi and checks responses against it, for tests of any package.
 package openapi
 
 import (
-	_ "embed"
+	"embed"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -16,21 +18,35 @@ import (
 )
 
 //go:embed openapi.yaml
-var document []byte
+var base []byte
+
+//go:embed sections
+var sections embed.FS
 
 var (
+	mergeOnce sync.Once
+	document  []byte
+	mergeErr  error
+
 	jsonOnce sync.Once
 	jsonDoc  []byte
 	jsonErr  error
 )
 
-// YAML returns the document as written.
-func YAML() []byte { return document }
+// YAML returns the merged document. A section that does not merge
+// panics, which the package's tests catch.
+func YAML() []byte {
+	mergeOnce.Do(func() { document, mergeErr = merge(base, sections) })
+	if mergeErr != nil {
+		panic(fmt.Sprintf("openapi: embedded document is invalid: %v", mergeErr))
+	}
+	return document
+}
 
 // JSON returns the document converted to JSON. The conversion runs once;
 // a document that does not parse panics, which the package's tests catch.
 func JSON() []byte {
-	jsonOnce.Do(func() { jsonDoc, jsonErr = toJSON(document) })
+	jsonOnce.Do(func() { jsonDoc, jsonErr = toJSON(YAML()) })
 	if jsonErr != nil {
 		panic(fmt.Sprintf("openapi: embedded document is invalid: %v", jsonErr))
 	}
@@ -49,6 +65,10 @@ func toJSON(source []byte) ([]byte, error) {
 // Every call returns a new *openapi3.T, so the caller may change it. Load
 // does not validate the document, which the caller does with Validate.
 func Load() (*openapi3.T, error) {
+	mergeOnce.Do(func() { document, mergeErr = merge(base, sections) })
+	if mergeErr != nil {
+		return nil, mergeErr
+	}
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(document)
 	if err != nil {

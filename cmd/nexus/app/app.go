@@ -28,6 +28,9 @@ import (
 	_ "github.com/nexus-suite/nexus/modules/auth"
 	_ "github.com/nexus-suite/nexus/modules/billing"
 	_ "github.com/nexus-suite/nexus/modules/entitlements"
+	_ "github.com/nexus-suite/nexus/modules/mcp"
+	_ "github.com/nexus-suite/nexus/modules/skills"
+	_ "github.com/nexus-suite/nexus/modules/sync"
 )
 
 // Options configure a new App.
