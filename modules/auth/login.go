@@ -38,10 +38,7 @@ func invalidCredentials() *edge.Error {
 	return edge.Unauthorized("email or password is wrong")
 }
 
-// login signs a user in. Each attempt is counted per normalised email
-// before any password is evaluated, whether or not the account exists. So
-// concurrent guesses cannot evaluate more than login_max_failures passwords
-// in a window, and a lock on an unknown address looks like any other.
+// login signs a user in with email and password and starts a session.
 func (m *Module) login(r *edge.Request) error {
 	var input loginInput
 	if err := r.Decode(&input); err != nil {
@@ -55,44 +52,64 @@ func (m *Module) login(r *edge.Request) error {
 		return edge.Validation("password", "password is required")
 	}
 
+	u, err := m.authenticate(r, email, input.Password)
+	if err != nil {
+		return err
+	}
+
+	pair, err := m.startSession(r.Context(), r, u, input.DeviceName)
+	if err != nil {
+		return err
+	}
+	r.Logger().Info("signed in", slog.String("user_id", u.ID), slog.String("session_id", pair.SessionID))
+	return r.JSON(http.StatusOK, loginResult{tokenPair: pair, User: viewOf(u)})
+}
+
+// authenticate checks an email and password for the login route and the
+// device verification page. Each attempt is counted per normalised email
+// before any password is evaluated, whether or not the account exists. So
+// concurrent guesses cannot evaluate more than login_max_failures passwords
+// in a window, and a lock on an unknown address looks like any other. The
+// returned error is the response to send: 401, 423 or 403.
+func (m *Module) authenticate(r *edge.Request, email, plain string) (user, error) {
 	ctx := r.Context()
 	guard := m.loginGuard(email)
 	if until, locked, err := guard.lockedUntil(ctx, m.now()); err != nil {
-		return err
+		return user{}, err
 	} else if locked {
-		return accountLocked(r, until, m.now(), lockedByFailures)
+		return user{}, accountLocked(r, until, m.now(), lockedByFailures)
 	}
 	attempt, err := m.host.KV.IncrBy(ctx, guard.attemptsKey, 1, m.opts.LoginFailureWindow)
 	if err != nil {
-		return fmt.Errorf("count login attempts: %w", err)
+		return user{}, fmt.Errorf("count login attempts: %w", err)
 	}
 	if attempt > int64(m.opts.LoginMaxFailures) {
 		until, err := guard.lock(ctx, m.now().Add(m.opts.LockoutDuration), m.opts.LockoutDuration)
 		if err != nil {
-			return err
+			return user{}, err
 		}
-		return accountLocked(r, until, m.now(), lockedByFailures)
+		return user{}, accountLocked(r, until, m.now(), lockedByFailures)
 	}
 
 	u, err := m.store.userByEmail(ctx, email)
 	if errors.Is(err, errNotFound) {
-		if err := m.dummyVerify(r, input.Password); err != nil {
-			return err
+		if err := m.dummyVerify(r, plain); err != nil {
+			return user{}, err
 		}
-		return m.failedLogin(ctx, guard, attempt)
+		return user{}, m.failedLogin(ctx, guard, attempt)
 	}
 	if err != nil {
-		return err
+		return user{}, err
 	}
-	ok, err := m.verify(r, input.Password, u.PasswordHash)
+	ok, err := m.verify(r, plain, u.PasswordHash)
 	if isBusy(err) {
-		return err
+		return user{}, err
 	}
 	if err != nil || !ok {
 		if err != nil {
 			r.Logger().Error("stored password hash is unreadable", slog.String("user_id", u.ID), slog.String("error", err.Error()))
 		}
-		return m.failedLogin(ctx, guard, attempt)
+		return user{}, m.failedLogin(ctx, guard, attempt)
 	}
 
 	// The password is right: the count starts over, and only now may the
@@ -101,19 +118,14 @@ func (m *Module) login(r *edge.Request) error {
 		r.Logger().Warn("reset login attempts failed", slog.String("user_id", u.ID), slog.String("error", err.Error()))
 	}
 	if u.LockedUntil != nil && m.now().Before(*u.LockedUntil) {
-		return accountLocked(r, *u.LockedUntil, m.now(), lockedByOperator)
+		return user{}, accountLocked(r, *u.LockedUntil, m.now(), lockedByOperator)
 	}
 	if u.EmailVerifiedAt == nil {
-		return edge.EmailUnverified("verify your email address before signing in")
+		return user{}, edge.EmailUnverified("verify your email address before signing in")
 	}
-	m.rehashIfNeeded(ctx, r, u, input.Password)
+	m.rehashIfNeeded(ctx, r, u, plain)
 
-	pair, err := m.startSession(ctx, r, u, input.DeviceName)
-	if err != nil {
-		return err
-	}
-	r.Logger().Info("signed in", slog.String("user_id", u.ID), slog.String("session_id", pair.SessionID))
-	return r.JSON(http.StatusOK, loginResult{tokenPair: pair, User: viewOf(u)})
+	return u, nil
 }
 
 // failedLogin locks the address once this attempt used up the window's

@@ -142,6 +142,12 @@ func (m *Module) Routes() []edge.Route {
 		public("GET", "/v1/auth/password/reset", "The password reset form from the mailed link", m.resetPasswordForm),
 		public("POST", "/v1/auth/password/reset", "Set a new password with a reset token", m.resetPassword),
 
+		public("POST", "/v1/auth/device/code", "Start a device authorization request (RFC 8628)", m.deviceCode),
+		{Method: "POST", Path: "/v1/auth/device/token", Module: Name, Handler: m.deviceToken, Summary: "Poll for the tokens of a device authorization request (RFC 8628)"},
+		{Method: "GET", Path: "/v1/auth/device", Module: Name, Handler: m.devicePageView, Summary: "The device verification page (HTML)"},
+		public("POST", "/v1/auth/device/signin", "Sign in on the device verification page (HTML form)", m.deviceSignIn),
+		public("POST", "/v1/auth/device/approve", "Approve or deny a device on the verification page (HTML form)", m.deviceApprove),
+
 		private("POST", "/v1/auth/logout", "End the current session", m.logout),
 		private("GET", "/v1/auth/sessions", "List the caller's live sessions", m.listSessions),
 		private("DELETE", "/v1/auth/sessions", "End every session but the current one", m.endOtherSessions),

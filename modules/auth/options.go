@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nexus-suite/nexus/modules/auth/mail"
@@ -35,7 +36,45 @@ type options struct {
 	RefreshReuseWindow time.Duration `koanf:"refresh_reuse_window"`
 
 	Mail mailOptions `koanf:"mail"`
+
+	// Clients are the OAuth clients, keyed by client id.
+	Clients map[string]clientOptions `koanf:"clients"`
+	Device  deviceOptions            `koanf:"device"`
 }
+
+// clientOptions is one OAuth client under modules.auth.clients.
+type clientOptions struct {
+	// Name is shown to the user who approves the client's request.
+	Name string `koanf:"name"`
+	// Type is "public" (no secret, such as a CLI) or "confidential".
+	Type string `koanf:"type"`
+	// Secret authenticates a confidential client; empty for public ones.
+	Secret       string   `koanf:"secret"`
+	RedirectURIs []string `koanf:"redirect_uris"`
+	// Grants are the grant types the client may use: device_code and refresh_token.
+	Grants []string `koanf:"grants"`
+}
+
+// deviceOptions configure the device authorization grant (RFC 8628).
+type deviceOptions struct {
+	// CodeTTL is the lifetime of a device code and its user code.
+	CodeTTL time.Duration `koanf:"code_ttl"`
+	// Interval is the polling interval a new device code starts with.
+	Interval time.Duration `koanf:"interval"`
+	// MaxWrongCodes bounds the unknown user codes that one IP may enter
+	// on the verification page per WrongCodeWindow.
+	MaxWrongCodes   int           `koanf:"max_wrong_codes"`
+	WrongCodeWindow time.Duration `koanf:"wrong_code_window"`
+}
+
+// Grant types a client may be allowed in modules.auth.clients.<id>.grants.
+const (
+	grantDeviceCode   = "device_code"
+	grantRefreshToken = "refresh_token"
+)
+
+// cliClientID is the public client of the nexus command's login.
+const cliClientID = "nexus-cli"
 
 type argon2Options struct {
 	MemoryKiB   uint32 `koanf:"memory_kib"`
@@ -82,6 +121,13 @@ func defaultOptions() options {
 			From:   "Nexus <no-reply@nexus.invalid>",
 			SMTP:   smtpOptions{Port: 587, Security: "starttls", Timeout: 10 * time.Second},
 		},
+		Clients: map[string]clientOptions{
+			cliClientID: {
+				Name: "Nexus CLI", Type: "public", RedirectURIs: []string{},
+				Grants: []string{grantDeviceCode, grantRefreshToken},
+			},
+		},
+		Device: deviceOptions{CodeTTL: 10 * time.Minute, Interval: 5 * time.Second, MaxWrongCodes: 10, WrongCodeWindow: 15 * time.Minute},
 	}
 }
 
@@ -130,7 +176,62 @@ func (o options) validate() error {
 			"mail.smtp.security", `must be "starttls", "tls" or "none"`)
 		check(o.Mail.SMTP.Timeout > 0, "mail.smtp.timeout", "must be positive")
 	}
+	problems = append(problems, o.validateClients()...)
+	check(o.Device.CodeTTL >= time.Minute && o.Device.CodeTTL <= time.Hour, "device.code_ttl", "must be between 1m and 1h")
+	check(o.Device.Interval >= time.Second && o.Device.Interval <= time.Minute && o.Device.Interval%time.Second == 0,
+		"device.interval", "must be whole seconds between 1s and 1m")
+	check(o.Device.MaxWrongCodes >= 1, "device.max_wrong_codes", "must be at least 1")
+	check(o.Device.WrongCodeWindow >= time.Minute, "device.wrong_code_window", "must be at least 1m")
 	return errors.Join(problems...)
+}
+
+func (o options) validateClients() []error {
+	var problems []error
+	for id, client := range o.Clients {
+		key := "modules.auth.clients." + id
+		if !validClientID(id) {
+			problems = append(problems, fmt.Errorf("%s: a client id must be 1 to 64 of a-z, 0-9, '-', '_' and '.'", key))
+		}
+		if strings.TrimSpace(client.Name) == "" {
+			problems = append(problems, fmt.Errorf("%s.name: must not be empty", key))
+		}
+		switch client.Type {
+		case "public":
+			if client.Secret != "" {
+				problems = append(problems, fmt.Errorf("%s.secret: a public client has no secret; remove it or make the type confidential", key))
+			}
+		case "confidential":
+			if len(client.Secret) < 16 {
+				problems = append(problems, fmt.Errorf("%s.secret: a confidential client needs a secret of at least 16 characters", key))
+			}
+		default:
+			problems = append(problems, fmt.Errorf("%s.type: must be \"public\" or \"confidential\"", key))
+		}
+		for _, grant := range client.Grants {
+			if grant != grantDeviceCode && grant != grantRefreshToken {
+				problems = append(problems, fmt.Errorf("%s.grants: unknown grant %q (known: %s, %s)", key, grant, grantDeviceCode, grantRefreshToken))
+			}
+		}
+		for _, raw := range client.RedirectURIs {
+			parsed, err := url.Parse(raw)
+			if err != nil || parsed.Scheme == "" || parsed.Fragment != "" {
+				problems = append(problems, fmt.Errorf("%s.redirect_uris: %q must be an absolute URI without a fragment", key, raw))
+			}
+		}
+	}
+	return problems
+}
+
+func validClientID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func (o options) smtpConfig() mail.SMTPConfig {
