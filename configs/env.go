@@ -96,10 +96,12 @@ func (x *envIndex) addType(path string, typ reflect.Type, value any) {
 	}
 }
 
-// addUntyped adds the leaf keys of a module section's merged values.
+// addUntyped adds the leaf keys of a module section's merged values. An
+// empty mapping, such as a list of providers with none configured, is a
+// leaf, so one variable can set it as a whole in YAML.
 func (x *envIndex) addUntyped(path string, values map[string]any) {
 	for name, v := range values {
-		if nested, ok := v.(map[string]any); ok {
+		if nested, ok := v.(map[string]any); ok && len(nested) > 0 {
 			x.addUntyped(path+"."+name, nested)
 			continue
 		}

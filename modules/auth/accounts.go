@@ -37,6 +37,13 @@ type userView struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
+// profileView is GET /v1/auth/me: the user with the ways they sign in.
+type profileView struct {
+	userView
+	HasPassword bool           `json:"has_password"`
+	Identities  []identityView `json:"identities"`
+}
+
 func viewOf(u user) userView {
 	return userView{
 		ID: u.ID, Email: u.Email, DisplayName: u.DisplayName,
@@ -317,7 +324,11 @@ func (m *Module) me(r *edge.Request) error {
 	if err != nil {
 		return err
 	}
-	return r.JSON(http.StatusOK, viewOf(u))
+	identities, err := m.store.identities(r.Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	return r.JSON(http.StatusOK, profileView{userView: viewOf(u), HasPassword: u.PasswordHash != "", Identities: identities})
 }
 
 type updateMeInput struct {

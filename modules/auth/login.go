@@ -72,6 +72,9 @@ func (m *Module) login(r *edge.Request) error {
 // in a window, and a lock on an unknown address looks like any other. The
 // returned error is the response to send: 401, 423 or 403.
 func (m *Module) authenticate(r *edge.Request, email, plain string) (user, error) {
+	if err := m.requireSSOError(r, email); err != nil {
+		return user{}, err
+	}
 	ctx := r.Context()
 	guard := m.loginGuard(email)
 	if until, locked, err := guard.lockedUntil(ctx, m.now()); err != nil {
@@ -100,6 +103,14 @@ func (m *Module) authenticate(r *edge.Request, email, plain string) (user, error
 	}
 	if err != nil {
 		return user{}, err
+	}
+	if u.PasswordHash == "" {
+		// An account made through an external provider has no password
+		// until the user sets one through a reset.
+		if err := m.dummyVerify(r, plain); err != nil {
+			return user{}, err
+		}
+		return user{}, m.failedLogin(ctx, guard, attempt)
 	}
 	ok, err := m.verify(r, plain, u.PasswordHash)
 	if isBusy(err) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nexus-suite/nexus/configs"
@@ -40,6 +41,11 @@ type Module struct {
 	masterKey []byte
 	params    password.Params
 	slots     hashSlots
+	// providers are the social sign-in providers by id, built at provision.
+	providers map[string]identityProvider
+	// ssoProviders caches the OIDC providers of SSO connections by id.
+	ssoProviders   sync.Map
+	providerClient *http.Client
 }
 
 // Info names the module.
@@ -78,6 +84,18 @@ func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 		m.opts.PublicURL = "http://" + host.Config.Server.Listen
 	}
 	m.slots = newHashSlots(m.opts.Argon2.MaxConcurrent)
+
+	providerClient := &http.Client{Timeout: providerTimeout}
+	m.providerClient = providerClient
+	m.providers = map[string]identityProvider{}
+	for id, options := range m.opts.Providers {
+		switch options.Type {
+		case "oidc":
+			m.providers[id] = newOIDCProvider(id, options.Issuer, options.ClientID, options.ClientSecret, options.Scopes, providerClient, host.Clock)
+		case "github":
+			m.providers[id] = newGitHubProvider(id, options, providerClient)
+		}
+	}
 
 	switch m.opts.Mail.Sender {
 	case "smtp":
@@ -156,12 +174,27 @@ func (m *Module) Routes() []edge.Route {
 		private("GET", "/v1/auth/me", "The caller's profile", m.me),
 		private("PATCH", "/v1/auth/me", "Update the caller's display name", m.updateMe),
 		private("DELETE", "/v1/auth/me", "Delete the caller's account and its data in every module", m.deleteMe),
+		private("DELETE", "/v1/auth/me/identities/{provider}", "Unlink an external sign-in identity while another sign-in method remains", m.unlinkIdentity),
+
+		public("GET", "/v1/auth/oauth/{provider}/start", "Start a browser sign-in at a social provider", m.oauthStart),
+		public("GET", "/v1/auth/oauth/{provider}/callback", "The social provider's redirect back after sign-in", m.oauthCallback),
+		public("POST", "/v1/auth/oauth/exchange", "Exchange an app's one-time sign-in code and PKCE verifier for tokens", m.oauthExchange),
+
+		public("GET", "/v1/auth/sso/discover", "Find the SSO connection of an email's domain", m.ssoDiscover),
+		public("GET", "/v1/auth/sso/{connection}/start", "Start a sign-in through an enterprise SSO connection", m.ssoStart),
+		public("GET", "/v1/auth/sso/{connection}/callback", "The OIDC identity provider's redirect back after sign-in", m.ssoCallback),
+		public("POST", "/v1/auth/sso/{connection}/callback", "The SAML assertion consumer service", m.ssoCallback),
+		public("GET", "/v1/auth/sso/{connection}/metadata", "The SAML service provider metadata of a connection", m.ssoMetadata),
 
 		private("GET", "/v1/admin/users", "Find a user by email (operators)", m.adminFindUser),
 		private("POST", "/v1/admin/users/{id}/lock", "Lock an account and end its sessions (operators)", m.adminLock),
 		private("POST", "/v1/admin/users/{id}/unlock", "Unlock an account (operators)", m.adminUnlock),
 		private("POST", "/v1/admin/users/{id}/verify", "Mark an account's email verified (operators)", m.adminVerify),
 		private("DELETE", "/v1/admin/users/{id}", "Delete an account (operators)", m.adminDelete),
+		private("GET", "/v1/admin/sso/connections", "List the SSO connections (operators)", m.adminListConnections),
+		private("POST", "/v1/admin/sso/connections", "Create an SSO connection for an email domain (operators)", m.adminCreateConnection),
+		private("PATCH", "/v1/admin/sso/connections/{id}", "Require or stop requiring SSO for a connection's domain (operators)", m.adminUpdateConnection),
+		private("DELETE", "/v1/admin/sso/connections/{id}", "Delete an SSO connection (operators)", m.adminDeleteConnection),
 	}
 }
 

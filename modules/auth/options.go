@@ -40,6 +40,29 @@ type options struct {
 	// Clients are the OAuth clients, keyed by client id.
 	Clients map[string]clientOptions `koanf:"clients"`
 	Device  deviceOptions            `koanf:"device"`
+
+	// Providers are the social sign-in providers, keyed by provider id.
+	Providers map[string]providerOptions `koanf:"providers"`
+	// OAuthFlowTTL bounds a browser sign-in through a provider, from its
+	// start to the app's code exchange.
+	OAuthFlowTTL time.Duration `koanf:"oauth_flow_ttl"`
+}
+
+// providerOptions is one social sign-in provider under modules.auth.providers.
+type providerOptions struct {
+	// Type is "github" (OAuth 2.0 and GitHub's user API) or "oidc" (any
+	// OpenID Connect provider, such as Google, found by discovery).
+	Type         string   `koanf:"type"`
+	Name         string   `koanf:"name"`
+	ClientID     string   `koanf:"client_id"`
+	ClientSecret string   `koanf:"client_secret"`
+	Issuer       string   `koanf:"issuer"`
+	Scopes       []string `koanf:"scopes"`
+	// AuthURL, TokenURL and APIURL replace GitHub's public endpoints, for
+	// GitHub Enterprise Server.
+	AuthURL  string `koanf:"auth_url"`
+	TokenURL string `koanf:"token_url"`
+	APIURL   string `koanf:"api_url"`
 }
 
 // clientOptions is one OAuth client under modules.auth.clients.
@@ -69,8 +92,9 @@ type deviceOptions struct {
 
 // Grant types a client may be allowed in modules.auth.clients.<id>.grants.
 const (
-	grantDeviceCode   = "device_code"
-	grantRefreshToken = "refresh_token"
+	grantDeviceCode        = "device_code"
+	grantRefreshToken      = "refresh_token"
+	grantAuthorizationCode = "authorization_code"
 )
 
 // cliClientID is the public client of the nexus command's login.
@@ -127,7 +151,9 @@ func defaultOptions() options {
 				Grants: []string{grantDeviceCode, grantRefreshToken},
 			},
 		},
-		Device: deviceOptions{CodeTTL: 10 * time.Minute, Interval: 5 * time.Second, MaxWrongCodes: 10, WrongCodeWindow: 15 * time.Minute},
+		Device:       deviceOptions{CodeTTL: 10 * time.Minute, Interval: 5 * time.Second, MaxWrongCodes: 10, WrongCodeWindow: 15 * time.Minute},
+		Providers:    map[string]providerOptions{},
+		OAuthFlowTTL: 10 * time.Minute,
 	}
 }
 
@@ -182,7 +208,44 @@ func (o options) validate() error {
 		"device.interval", "must be whole seconds between 1s and 1m")
 	check(o.Device.MaxWrongCodes >= 1, "device.max_wrong_codes", "must be at least 1")
 	check(o.Device.WrongCodeWindow >= time.Minute, "device.wrong_code_window", "must be at least 1m")
+	check(o.OAuthFlowTTL >= time.Minute && o.OAuthFlowTTL <= time.Hour, "oauth_flow_ttl", "must be between 1m and 1h")
+	problems = append(problems, o.validateProviders()...)
 	return errors.Join(problems...)
+}
+
+func (o options) validateProviders() []error {
+	var problems []error
+	absolute := func(raw string) bool {
+		parsed, err := url.Parse(raw)
+		return err == nil && (parsed.Scheme == "https" || parsed.Scheme == "http") && parsed.Host != ""
+	}
+	for id, provider := range o.Providers {
+		key := "modules.auth.providers." + id
+		if !validClientID(id) || strings.Contains(id, ":") {
+			problems = append(problems, fmt.Errorf("%s: a provider id must be 1 to 64 of a-z, 0-9, '-', '_' and '.'", key))
+		}
+		if provider.ClientID == "" {
+			problems = append(problems, fmt.Errorf("%s.client_id: must not be empty", key))
+		}
+		if provider.ClientSecret == "" {
+			problems = append(problems, fmt.Errorf("%s.client_secret: must not be empty; prefer setting it through the environment", key))
+		}
+		switch provider.Type {
+		case "oidc":
+			if !absolute(provider.Issuer) {
+				problems = append(problems, fmt.Errorf("%s.issuer: must be the provider's absolute issuer URL, such as https://accounts.google.com", key))
+			}
+		case "github":
+			for name, value := range map[string]string{"auth_url": provider.AuthURL, "token_url": provider.TokenURL, "api_url": provider.APIURL} {
+				if value != "" && !absolute(value) {
+					problems = append(problems, fmt.Errorf("%s.%s: must be empty or an absolute http or https URL", key, name))
+				}
+			}
+		default:
+			problems = append(problems, fmt.Errorf("%s.type: must be \"github\" or \"oidc\"", key))
+		}
+	}
+	return problems
 }
 
 func (o options) validateClients() []error {
@@ -208,8 +271,9 @@ func (o options) validateClients() []error {
 			problems = append(problems, fmt.Errorf("%s.type: must be \"public\" or \"confidential\"", key))
 		}
 		for _, grant := range client.Grants {
-			if grant != grantDeviceCode && grant != grantRefreshToken {
-				problems = append(problems, fmt.Errorf("%s.grants: unknown grant %q (known: %s, %s)", key, grant, grantDeviceCode, grantRefreshToken))
+			if grant != grantDeviceCode && grant != grantRefreshToken && grant != grantAuthorizationCode {
+				problems = append(problems, fmt.Errorf("%s.grants: unknown grant %q (known: %s, %s, %s)",
+					key, grant, grantDeviceCode, grantRefreshToken, grantAuthorizationCode))
 			}
 		}
 		for _, raw := range client.RedirectURIs {

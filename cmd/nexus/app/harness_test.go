@@ -63,6 +63,15 @@ func startServer(t *testing.T, opt serverOption) *testServer {
 	}
 	cfg.DataDir = t.TempDir()
 	cfg.Server.Listen = "127.0.0.1:0"
+	// The listener comes first, so that links and redirects that the
+	// server builds from modules.auth.public_url point at it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	if cfg.Modules["auth"] != nil {
+		cfg.Modules["auth"]["public_url"] = "http://" + ln.Addr().String()
+	}
 	cfg.Server.ShutdownTimeout = 5 * time.Second
 	if opt.engine == enginePostgres {
 		cfg.Database.URL = storagetest.PostgresURL(t)
@@ -81,13 +90,8 @@ func startServer(t *testing.T, opt serverOption) *testServer {
 	server, err := app.New(ctx, app.Options{Config: cfg, Logger: logger, Clock: fake, Routes: opt.routes})
 	if err != nil {
 		cancel()
+		ln.Close()
 		t.Fatalf("start app: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		server.Close()
-		t.Fatalf("listen: %v", err)
 	}
 
 	served := make(chan error, 1)
@@ -219,7 +223,11 @@ func (s *testServer) do(t *testing.T, method, path, body string, headers ...stri
 
 // testClient bounds each request, so a server that never responds fails the
 // test that sent the request, naming it, instead of stalling the package.
-var testClient = &http.Client{Timeout: time.Minute}
+// It does not follow redirects, so tests see the server's own responses.
+var testClient = &http.Client{
+	Timeout:       time.Minute,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
 
 var (
 	validatorOnce sync.Once
