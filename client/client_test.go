@@ -174,7 +174,9 @@ func TestWaitsForRetryAfter(t *testing.T) {
 	cl := newClient(t, server.server.URL, fake, 0.5)
 
 	done := make(chan error, 1)
-	go func() { done <- cl.Call(context.Background(), client.Request{Method: "POST", Path: "/v1/limited"}, nil) }()
+	go func() {
+		done <- cl.Call(context.Background(), client.Request{Method: "POST", Path: "/v1/limited"}, nil)
+	}()
 
 	waitFor(t, func() bool { return fake.Pending() == 1 })
 	fake.Advance(6999 * time.Millisecond)
