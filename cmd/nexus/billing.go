@@ -17,8 +17,9 @@ import (
 func billingCommand() *cobra.Command {
 	command := &cobra.Command{
 		Use:   "billing",
-		Short: "Operate on Stripe billing",
+		Short: "Stripe billing: checkout for users, reconcile for operators",
 	}
+	command.AddCommand(checkoutCommand())
 	command.AddCommand(&cobra.Command{
 		Use:   "reconcile",
 		Short: "Read every subscription from Stripe again and correct the stored ones that drifted",

@@ -1,6 +1,9 @@
-// Command nexus is the Nexus Suite API server and its operator tools:
-// `nexus serve` runs the server, `nexus migrate` manages the schema,
-// `nexus keys` the signing keys and `nexus config check` validates a config.
+// Command nexus is the Nexus Suite API server, its operator tools and its
+// command-line client. `nexus serve` runs the server, `nexus migrate`
+// manages the schema, `nexus keys` the signing keys and `nexus config
+// check` validates a config. `nexus login` signs in to a server with the
+// device flow, and the user commands (whoami, entitlements, trial, billing
+// checkout, ...) call its API.
 package main
 
 import (
@@ -26,5 +29,6 @@ func rootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringP("config", "c", "", "config file to layer over the embedded defaults (YAML)")
 	root.AddCommand(serveCommand(), configCommand(), migrateCommand(), keysCommand(), adminCommand(), billingCommand())
+	root.AddCommand(loginCommand(), logoutCommand(), whoamiCommand(), userEntitlementsCommand(), trialCommand())
 	return root
 }
