@@ -125,11 +125,17 @@ type Tier struct {
 
 // TierLimits are the quantities a tier grants.
 type TierLimits struct {
-	RequestsPerMinute      int   `koanf:"requests_per_minute" json:"requests_per_minute"`
-	Burst                  int   `koanf:"burst" json:"burst"`
-	SyncBytes              int64 `koanf:"sync_bytes" json:"sync_bytes"`
-	SkillPublishesPerMonth int   `koanf:"skill_publishes_per_month" json:"skill_publishes_per_month"`
-	MCPServers             int   `koanf:"mcp_servers" json:"mcp_servers"`
+	RequestsPerMinute int `koanf:"requests_per_minute" json:"requests_per_minute"`
+	Burst             int `koanf:"burst" json:"burst"`
+	// SyncBytes is the sync storage quota: the decoded payload bytes of
+	// every live item of a user.
+	SyncBytes int64 `koanf:"sync_bytes" json:"sync_bytes"`
+	// SyncItemBytes is the largest decoded payload of one sync item.
+	SyncItemBytes int64 `koanf:"sync_item_bytes" json:"sync_item_bytes"`
+	// SyncBatchItems is the most operations one sync batch may hold.
+	SyncBatchItems         int `koanf:"sync_batch_items" json:"sync_batch_items"`
+	SkillPublishesPerMonth int `koanf:"skill_publishes_per_month" json:"skill_publishes_per_month"`
+	MCPServers             int `koanf:"mcp_servers" json:"mcp_servers"`
 }
 
 // TierPrices are the Stripe price ids of a tier per billing interval.

@@ -120,10 +120,10 @@ func TestLoadDefaultTiers(t *testing.T) {
 			Limits: configs.TierLimits{RequestsPerMinute: 60, Burst: 60}},
 		"pro": {Name: "Pro", Rank: 1, Features: []string{"sync", "skills_hub"},
 			Limits: configs.TierLimits{RequestsPerMinute: 300, Burst: 300, SyncBytes: 10 << 30,
-				SkillPublishesPerMonth: 50}},
+				SyncItemBytes: 1 << 20, SyncBatchItems: 100, SkillPublishesPerMonth: 50}},
 		"studio": {Name: "Studio", Rank: 2, Features: []string{"sync", "skills_hub", "mcp_hosting", "extensible"},
 			Limits: configs.TierLimits{RequestsPerMinute: 1000, Burst: 1000, SyncBytes: 100 << 30,
-				SkillPublishesPerMonth: 500, MCPServers: 10}},
+				SyncItemBytes: 10 << 20, SyncBatchItems: 500, SkillPublishesPerMonth: 500, MCPServers: 10}},
 	}
 	for id, wantTier := range want {
 		got, ok := cfg.TierFor(id)

@@ -210,6 +210,12 @@ func (c *Config) validateTiers(problems *problemList) {
 		if limits.SyncBytes < 0 {
 			problems.add(key+".limits.sync_bytes", "must not be negative, got %d", limits.SyncBytes)
 		}
+		if limits.SyncItemBytes < 0 {
+			problems.add(key+".limits.sync_item_bytes", "must not be negative, got %d", limits.SyncItemBytes)
+		}
+		if limits.SyncBatchItems < 0 {
+			problems.add(key+".limits.sync_batch_items", "must not be negative, got %d", limits.SyncBatchItems)
+		}
 		if limits.SkillPublishesPerMonth < 0 {
 			problems.add(key+".limits.skill_publishes_per_month", "must not be negative, got %d",
 				limits.SkillPublishesPerMonth)

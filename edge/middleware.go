@@ -186,6 +186,21 @@ func (s *Server) authenticate(req *Request) error {
 		return Unauthorized("missing or malformed bearer token in the Authorization header")
 	}
 
+	if credentials := req.route.Credentials; credentials != nil {
+		userID, err := credentials(req, string(token))
+		switch {
+		case err == nil:
+			req.principal.UserID = userID
+			req.Principal = &req.principal
+			req.credential = true
+			return nil
+		case !errors.Is(err, ErrNotCredential):
+			s.logger.Debug("module credential rejected", "request_id", req.requestID, "error", err)
+			req.Ctx.Response.Header.SetBytesV(headerWWWAuthenticate, wwwAuthenticateInvalid)
+			return Unauthorized("invalid or revoked token")
+		}
+	}
+
 	claims, err := s.verifier.Verify(string(token))
 	if err == nil && claims.Subject == "" {
 		err = errors.New("token has no subject")
@@ -214,7 +229,14 @@ func (s *Server) admit(req *Request) error {
 	principal := req.Principal
 	// The admitter bounds the round trip by actors.admission_timeout itself,
 	// which spares a context and its timer on every request.
-	admission, err := s.admitter.Admit(context.Background(), principal.UserID, principal.SessionID)
+	var admission runtime.Admission
+	var err error
+	if req.credential {
+		// Mount checked that the admitter implements CredentialAdmitter.
+		admission, err = s.admitter.(CredentialAdmitter).AdmitCredential(context.Background(), principal.UserID)
+	} else {
+		admission, err = s.admitter.Admit(context.Background(), principal.UserID, principal.SessionID)
+	}
 
 	if err == nil || errors.Is(err, runtime.ErrRateLimited) {
 		if admission.Limit.Rate > 0 {
@@ -286,13 +308,19 @@ func (s *Server) logAccess(req *Request, elapsed time.Duration) {
 	}
 
 	ctx := req.Ctx
+	// Response.Body would read a streamed body to its end, so a streamed
+	// response is logged without its size, which is unknown at this point.
+	size := slog.Bool("streamed", true)
+	if !ctx.Response.IsBodyStream() {
+		size = slog.Int("bytes", len(ctx.Response.Body()))
+	}
 	attrs := [9]slog.Attr{
 		slog.String("method", string(ctx.Method())),
 		slog.String("route", req.route.Path),
 		slog.String("path", string(ctx.Path())),
 		slog.Int("status", ctx.Response.StatusCode()),
 		slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-		slog.Int("bytes", len(ctx.Response.Body())),
+		size,
 		slog.String("request_id", req.requestID),
 		slog.String("remote_ip", clientIP(ctx, s.trustedProxies).String()),
 	}

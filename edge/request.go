@@ -44,6 +44,9 @@ type Request struct {
 	requestID string
 	principal Principal
 	logger    *slog.Logger
+	// credential is true when the route's Credentials accepted the bearer
+	// token, so admission checks no session.
+	credential bool
 
 	stdCtx context.Context
 	cancel context.CancelFunc

@@ -75,8 +75,32 @@ type Route struct {
 	Feature string
 	// MaxBodyBytes is the request body limit; zero means server.max_body_bytes.
 	MaxBodyBytes int
+	// Credentials, when set on an Authenticated route, checks bearer tokens
+	// that the route's module issued itself, such as the per-server tokens
+	// of MCP hosting, before the edge tries the token as an access token. A
+	// request that it accepts is admitted through the user's actor without
+	// a session, so the user's rate limit and Feature still apply.
+	Credentials CredentialVerifier
 	// Summary is a one-line description for route listings.
 	Summary string
+}
+
+// CredentialVerifier checks a bearer token that a module issued for its
+// own routes and returns the id of the user that the token acts for. It
+// returns an error wrapping ErrNotCredential when the token is not in the
+// module's format, and the edge then verifies it as an access token. Any
+// other error rejects the request with 401.
+type CredentialVerifier func(r *Request, token string) (userID string, err error)
+
+// ErrNotCredential is returned by a CredentialVerifier for a token that is
+// not one of its module's credentials.
+var ErrNotCredential = errors.New("not a module credential")
+
+// CredentialAdmitter admits a request whose credential belongs to no
+// session. runtime.Users implements it. The Admitter of a server must
+// implement it to mount routes with Credentials.
+type CredentialAdmitter interface {
+	AdmitCredential(ctx context.Context, userID string) (runtime.Admission, error)
 }
 
 // Options are the dependencies of a Server. Config is required. Verifier
@@ -252,6 +276,10 @@ func (s *Server) checkRoutes(routes []Route) error {
 			return fmt.Errorf("mount route %s: IP-limited routes need Options.KV", key)
 		case r.Feature != "" && !r.Authenticated:
 			return fmt.Errorf("mount route %s: feature %q needs an authenticated route", key, r.Feature)
+		case r.Credentials != nil && !r.Authenticated:
+			return fmt.Errorf("mount route %s: credentials need an authenticated route", key)
+		case r.Credentials != nil && !implementsCredentialAdmitter(s.admitter):
+			return fmt.Errorf("mount route %s: credentials need an Options.Admitter that implements CredentialAdmitter", key)
 		}
 		seen[key] = true
 	}
@@ -281,6 +309,11 @@ func (s *Server) mount(r Route) (err error) {
 	s.routes = append(s.routes, r)
 	s.srv.MaxRequestBodySize = max(s.srv.MaxRequestBodySize, rt.maxBodyBytes)
 	return nil
+}
+
+func implementsCredentialAdmitter(admitter Admitter) bool {
+	_, ok := admitter.(CredentialAdmitter)
+	return ok
 }
 
 // lowestTierWith returns the id of the lowest-ranked catalog tier that

@@ -100,13 +100,19 @@ func (m *Manager) Module(name string) (Module, bool) {
 func (m *Manager) Names() []string { return append([]string(nil), m.order...) }
 
 // Statuses returns the status of every registered module, sorted by name.
+// The restarts of a module that implements WorkerRestarter include those of
+// its workers.
 func (m *Manager) Statuses() []ModuleStatus {
 	m.statusMu.RLock()
 	defer m.statusMu.RUnlock()
 
 	out := make([]ModuleStatus, 0, len(m.statuses))
 	for _, s := range m.statuses {
-		out = append(out, *s)
+		status := *s
+		if restarter, ok := m.modules[s.Name].(WorkerRestarter); ok {
+			status.Restarts += restarter.WorkerRestarts()
+		}
+		out = append(out, status)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/runtime/clock"
 	"github.com/nexus-suite/nexus/runtime/keyring"
@@ -69,6 +71,16 @@ type Host struct {
 	MasterKey []byte
 	// Services holds what modules offer each other; see Provide and Lookup.
 	Services *Services
+	// System is the process's actor system, for modules that run actors of
+	// their own. It may be nil in tests that build a Host by hand.
+	System *actor.ActorSystem
+}
+
+// WorkerRestarter is implemented by modules that supervise workers of
+// their own, such as the plugin processes of MCP hosting. The restarts of
+// those workers count as the module's restarts on /status.
+type WorkerRestarter interface {
+	WorkerRestarts() int
 }
 
 // ModuleFactory returns a new, unconfigured module value.

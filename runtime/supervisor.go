@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -49,7 +50,7 @@ type supervisor struct {
 
 	generation  int
 	cancelRun   context.CancelFunc
-	cancelProbe scheduler.CancelFunc
+	cancelProbe func()
 	backoff     time.Duration
 	startedAt   time.Time
 	restarting  bool
@@ -60,7 +61,7 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		interval := s.manager.opts.ProbeInterval
-		s.cancelProbe = scheduler.NewTimerScheduler(ctx).SendRepeatedly(interval, interval, ctx.Self(), &probeTick{})
+		s.cancelProbe = sendProbeTicks(ctx.ActorSystem().Root, ctx.Self(), interval)
 		s.startRun(ctx)
 	case *probeTick:
 		s.probe()
@@ -76,6 +77,29 @@ func (s *supervisor) Receive(ctx actor.Context) {
 			s.cancelRun()
 		}
 	}
+}
+
+// sendProbeTicks sends probeTick to pid every interval until the returned
+// function is called. It replaces the scheduler's SendRepeatedly, whose
+// timer reads its state without synchronization. The race detector reports
+// that read when a supervisor stops while a tick fires.
+func sendProbeTicks(root *actor.RootContext, pid *actor.PID, interval time.Duration) func() {
+	ticker := time.NewTicker(interval)
+	done := make(chan struct{})
+	go func() {
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ticker.C:
+				root.Send(pid, &probeTick{})
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	var once sync.Once
+	return func() { once.Do(func() { close(done) }) }
 }
 
 func (s *supervisor) startRun(ctx actor.Context) {

@@ -18,6 +18,9 @@ type (
 		// Seq identifies the request; the response echoes it.
 		Seq       uint64
 		SessionID string
+		// WithoutSession admits a request whose credential belongs to no
+		// session; SessionID is empty then and no session is checked.
+		WithoutSession bool
 	}
 	admitResponse struct {
 		Seq       uint64
@@ -92,7 +95,7 @@ func newUserActor(users *Users, userID string) *userActor {
 func (a *userActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *admitRequest:
-		response := a.admit(msg.SessionID)
+		response := a.admit(msg.SessionID, msg.WithoutSession)
 		response.Seq = msg.Seq
 		ctx.Respond(response)
 	case *endSession:
@@ -102,15 +105,17 @@ func (a *userActor) Receive(ctx actor.Context) {
 	}
 }
 
-func (a *userActor) admit(sessionID string) *admitResponse {
+func (a *userActor) admit(sessionID string, withoutSession bool) *admitResponse {
 	now := a.users.opts.Clock.Now()
 
-	live, err := a.sessionLive(sessionID, now)
-	if err != nil {
-		return a.failure("check session", err)
-	}
-	if !live {
-		return &admitResponse{Outcome: outcomeSessionEnded}
+	if !withoutSession {
+		live, err := a.sessionLive(sessionID, now)
+		if err != nil {
+			return a.failure("check session", err)
+		}
+		if !live {
+			return &admitResponse{Outcome: outcomeSessionEnded}
+		}
 	}
 
 	if a.entitlements == nil {

@@ -126,6 +126,19 @@ func (u *Users) SetResolver(r EntitlementResolver) { u.resolver.Store(&resolverB
 // actor rejects the request, and fills the Admission when the request is
 // admitted and when it is rate-limited.
 func (u *Users) Admit(ctx context.Context, userID, sessionID string) (Admission, error) {
+	return u.admit(ctx, userID, sessionID, false)
+}
+
+// AdmitCredential is Admit for a request authenticated by a credential
+// that belongs to no session, such as a per-server MCP token that a module
+// issued and checked itself. The actor applies the user's rate limit and
+// returns the entitlements, but checks no session. It returns
+// ErrRateLimited when the limit rejects the request.
+func (u *Users) AdmitCredential(ctx context.Context, userID string) (Admission, error) {
+	return u.admit(ctx, userID, "", true)
+}
+
+func (u *Users) admit(ctx context.Context, userID, sessionID string, withoutSession bool) (Admission, error) {
 	// A retired entry or a dead letter means that the actor passivated
 	// between the lookup and the send. The next attempt finds or creates a new one.
 	for attempt := 0; attempt < 3; attempt++ {
@@ -133,7 +146,7 @@ func (u *Users) Admit(ctx context.Context, userID, sessionID string) (Admission,
 		if err != nil {
 			return Admission{}, err
 		}
-		request := &admitRequest{Seq: u.seq.Add(1), SessionID: sessionID}
+		request := &admitRequest{Seq: u.seq.Add(1), SessionID: sessionID, WithoutSession: withoutSession}
 		reply, err := u.request(ctx, entry.pid, request, request.Seq)
 		entry.state.Add(-1)
 		if errors.Is(err, actor.ErrDeadLetter) {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/storage/storagetest"
 )
 
@@ -199,7 +200,8 @@ func TestServeFreshStartOnDefaults(t *testing.T) {
 	}
 
 	// Log output is buffered and flushed every 100 ms, so wait for the lines.
-	waitFor(t, "one log line per module started", func() bool { return len(p.logLines("module started")) == 3 })
+	enabled := enabledByDefault(t)
+	waitFor(t, "one log line per module started", func() bool { return len(p.logLines("module started")) == enabled })
 	if len(p.logLines("created signing key")) != 1 {
 		t.Error("no log line for the first signing key")
 	}
@@ -280,7 +282,7 @@ func TestSIGHUPAppliesModuleSet(t *testing.T) {
 		}
 	}()
 
-	writeConfig(t, configPath, "modules:\n  entitlements:\n    enabled: false\n  billing:\n    enabled: false\n")
+	writeConfig(t, configPath, "modules:\n  entitlements:\n    enabled: false\n  billing:\n    enabled: false\n  mcp:\n    enabled: false\n  sync:\n    enabled: false\n")
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}
@@ -323,6 +325,23 @@ func TestSIGHUPAppliesModuleSet(t *testing.T) {
 	if code := p.stop(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit code = %d, want 0", code)
 	}
+}
+
+// enabledByDefault returns the number of modules that the embedded
+// defaults enable.
+func enabledByDefault(t *testing.T) int {
+	t.Helper()
+	cfg, err := configs.Load("", nil)
+	if err != nil {
+		t.Fatalf("load default config: %v", err)
+	}
+	enabled := 0
+	for name := range cfg.Modules {
+		if cfg.ModuleEnabled(name) {
+			enabled++
+		}
+	}
+	return enabled
 }
 
 func runNexus(t *testing.T, dir string, args ...string) (string, int) {

@@ -16,7 +16,7 @@ import (
 // for the default tier with the benchmark's limits, envelope included.
 const bareBody = `{"data":{"tier":"core","tier_name":"Core","source":"default","features":[],` +
 	`"limits":{"requests_per_minute":1000000000,"burst":1000000000,"sync_bytes":0,` +
-	`"skill_publishes_per_month":0,"mcp_servers":0},"trial":null}}`
+	`"sync_item_bytes":0,"sync_batch_items":0,"skill_publishes_per_month":0,"mcp_servers":0},"trial":null}}`
 
 // runBare serves bareBody on every path until SIGINT or SIGTERM.
 func runBare(args []string) error {

@@ -215,7 +215,8 @@ func concat(lists ...[]string) []string {
 
 const (
 	entitlementsBody = `{"data":{"tier":"core","tier_name":"Core","source":"default","features":[],` +
-		`"limits":{"requests_per_minute":60,"burst":60,"sync_bytes":0,"skill_publishes_per_month":0,"mcp_servers":0}}}`
+		`"limits":{"requests_per_minute":60,"burst":60,"sync_bytes":0,"sync_item_bytes":0,"sync_batch_items":0,` +
+		`"skill_publishes_per_month":0,"mcp_servers":0}}}`
 	checkBody = `{"data":{"feature":"sync","granted":false,"current_tier":"core","required_tier":"pro"}}`
 )
 

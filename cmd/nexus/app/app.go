@@ -46,6 +46,9 @@ type Options struct {
 	// Routes are extra routes mounted beside the modules' routes; tests use
 	// them, the nexus command mounts none.
 	Routes []edge.Route
+	// ProbeInterval is how often each module's health is probed for
+	// /status; zero means the runtime's default of 10s. Tests shorten it.
+	ProbeInterval time.Duration
 }
 
 // App is one running nexus server.
@@ -207,15 +210,16 @@ func (a *App) startRuntime() error {
 	runtime.Provide[prometheus.Registerer](services, runtime.ServiceMetrics, a.metrics.Registry())
 	host := &runtime.Host{
 		Config: a.cfg, Logger: a.logger, DB: a.db, KV: a.kv, Clock: a.clock, Users: a.users,
-		Keys: a.keys, MasterKey: a.masterKey, Services: services,
+		Keys: a.keys, MasterKey: a.masterKey, Services: services, System: a.system,
 	}
 	manager, err := runtime.NewManager(runtime.ManagerOptions{
-		System:       a.system,
-		Host:         host,
-		Gates:        a.gates,
-		Logger:       a.logger,
-		DrainTimeout: a.cfg.Server.ShutdownTimeout,
-		OnEvent:      events.observe,
+		System:        a.system,
+		Host:          host,
+		Gates:         a.gates,
+		Logger:        a.logger,
+		DrainTimeout:  a.cfg.Server.ShutdownTimeout,
+		ProbeInterval: a.opts.ProbeInterval,
+		OnEvent:       events.observe,
 	})
 	if err != nil {
 		return fmt.Errorf("create module manager: %w", err)
@@ -253,6 +257,12 @@ func (a *App) buildEdge() error {
 	routes := a.systemRoutes()
 	for _, name := range a.manager.Names() {
 		module, _ := a.manager.Module(name)
+		// Decoding first lets a module take route options, such as a body
+		// limit, from its config section. Apply decodes again and reports
+		// an invalid section, so the error is not handled here.
+		if a.cfg.ModuleEnabled(name) {
+			_ = module.Decode(a.cfg.ModuleSection(name))
+		}
 		if provider, ok := module.(interface{ Routes() []edge.Route }); ok {
 			routes = append(routes, provider.Routes()...)
 		}
@@ -288,7 +298,13 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err != nil {
 		a.logger.Warn("in-flight requests did not finish in time", slog.String("error", err.Error()))
 	}
-	if serveErr := <-served; serveErr != nil {
+	// fasthttp's Shutdown closes only the listeners that Serve has already
+	// taken. When ctx ends before the goroutine above reaches Serve, Serve
+	// would then accept on ln forever; closing ln here makes it return.
+	if closeErr := ln.Close(); closeErr != nil && !errors.Is(closeErr, net.ErrClosed) {
+		a.logger.Warn("close listener", slog.String("error", closeErr.Error()))
+	}
+	if serveErr := <-served; serveErr != nil && !errors.Is(serveErr, net.ErrClosed) {
 		a.logger.Warn("listener closed with an error", slog.String("error", serveErr.Error()))
 	}
 	a.closeAll()

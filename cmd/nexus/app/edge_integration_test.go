@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nexus-suite/nexus/configs"
 	"github.com/nexus-suite/nexus/edge"
+	"github.com/nexus-suite/nexus/runtime"
 )
 
 // testRoutes are mounted only in tests: a strict JSON endpoint with a small
@@ -83,8 +85,8 @@ func TestSystemEndpoints(t *testing.T) {
 		if page.Status.Indicator != "none" {
 			t.Errorf("indicator = %q, want none", page.Status.Indicator)
 		}
-		if len(page.Components) != 3 {
-			t.Fatalf("components = %+v, want auth, billing and entitlements", page.Components)
+		if registered := runtime.RegisteredModules(); len(page.Components) != len(registered) {
+			t.Fatalf("components = %+v, want one per registered module %v", page.Components, registered)
 		}
 		for _, component := range page.Components {
 			if component.Status != "operational" {
@@ -170,14 +172,19 @@ func TestEdgeErrorsUseEnvelope(t *testing.T) {
 	}
 
 	t.Run("body over the server limit", func(t *testing.T) {
-		// The server's own limit is the largest route limit, 1 MiB by default;
-		// fasthttp responds from the Content-Length before reading the body.
+		// The server's own limit is the largest route limit, such as the sync
+		// write routes' 16 MiB; fasthttp responds from the Content-Length
+		// before reading the body.
+		largest := s.cfg.Server.MaxBodyBytes
+		for _, route := range s.app.Routes() {
+			largest = max(largest, route.MaxBodyBytes)
+		}
 		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(s.url, "http://"), time.Second)
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
 		defer conn.Close()
-		request := "POST /v1/test/echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 2097152\r\n\r\n"
+		request := fmt.Sprintf("POST /v1/test/echo HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 2*largest)
 		if _, err := conn.Write([]byte(request)); err != nil {
 			t.Fatalf("write: %v", err)
 		}
@@ -255,6 +262,8 @@ func TestDisabledModuleRoutesAnswer404(t *testing.T) {
 	s := startServer(t, serverOption{config: func(cfg *configs.Config) {
 		cfg.Modules["entitlements"]["enabled"] = false
 		cfg.Modules["billing"]["enabled"] = false
+		cfg.Modules["sync"]["enabled"] = false
+		cfg.Modules["mcp"]["enabled"] = false
 	}})
 
 	res := s.get(t, "/v1/entitlements/tiers", "")

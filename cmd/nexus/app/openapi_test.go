@@ -212,6 +212,8 @@ func TestOpenAPIDisabledModules(t *testing.T) {
 		cfg.Modules["auth"]["enabled"] = false
 		cfg.Modules["entitlements"]["enabled"] = false
 		cfg.Modules["billing"]["enabled"] = false
+		cfg.Modules["sync"]["enabled"] = false
+		cfg.Modules["mcp"]["enabled"] = false
 	})
 
 	openapiCheck(t, s, []openapiRequest{
