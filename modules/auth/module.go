@@ -90,6 +90,8 @@ func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 	m.providers = map[string]identityProvider{}
 	for id, options := range m.opts.Providers {
 		switch options.Type {
+		case "google":
+			m.providers[id] = newOIDCProvider(id, googleIssuer, options.ClientID, options.ClientSecret, options.Scopes, providerClient, host.Clock)
 		case "oidc":
 			m.providers[id] = newOIDCProvider(id, options.Issuer, options.ClientID, options.ClientSecret, options.Scopes, providerClient, host.Clock)
 		case "github":

@@ -50,8 +50,9 @@ type options struct {
 
 // providerOptions is one social sign-in provider under modules.auth.providers.
 type providerOptions struct {
-	// Type is "github" (OAuth 2.0 and GitHub's user API) or "oidc" (any
-	// OpenID Connect provider, such as Google, found by discovery).
+	// Type is "github" (OAuth 2.0 and GitHub's user API), "oidc" (any
+	// OpenID Connect provider, found by discovery) or "google" (OIDC with
+	// Google's issuer).
 	Type         string   `koanf:"type"`
 	Name         string   `koanf:"name"`
 	ClientID     string   `koanf:"client_id"`
@@ -96,6 +97,9 @@ const (
 	grantRefreshToken      = "refresh_token"
 	grantAuthorizationCode = "authorization_code"
 )
+
+// googleIssuer is the OpenID Connect issuer of Google accounts.
+const googleIssuer = "https://accounts.google.com"
 
 // cliClientID is the public client of the nexus command's login.
 const cliClientID = "nexus-cli"
@@ -231,6 +235,10 @@ func (o options) validateProviders() []error {
 			problems = append(problems, fmt.Errorf("%s.client_secret: must not be empty; prefer setting it through the environment", key))
 		}
 		switch provider.Type {
+		case "google":
+			if provider.Issuer != "" && provider.Issuer != googleIssuer {
+				problems = append(problems, fmt.Errorf("%s.issuer: a google provider uses %s; leave issuer empty or use type oidc", key, googleIssuer))
+			}
 		case "oidc":
 			if !absolute(provider.Issuer) {
 				problems = append(problems, fmt.Errorf("%s.issuer: must be the provider's absolute issuer URL, such as https://accounts.google.com", key))
@@ -242,7 +250,7 @@ func (o options) validateProviders() []error {
 				}
 			}
 		default:
-			problems = append(problems, fmt.Errorf("%s.type: must be \"github\" or \"oidc\"", key))
+			problems = append(problems, fmt.Errorf("%s.type: must be \"github\", \"google\" or \"oidc\"", key))
 		}
 	}
 	return problems

@@ -36,6 +36,13 @@ func TestDecodeRejectsBadOptions(t *testing.T) {
 		{"weak argon2", map[string]any{"argon2": map[string]any{"memory_kib": 1024}}, "modules.auth.argon2"},
 		{"unknown sender", map[string]any{"mail": map[string]any{"sender": "pigeon"}}, "modules.auth.mail.sender"},
 		{"smtp without host", map[string]any{"mail": map[string]any{"sender": "smtp"}}, "modules.auth.mail.smtp.host"},
+		{"unknown provider type", map[string]any{"providers": map[string]any{"x": map[string]any{"type": "myspace", "client_id": "a", "client_secret": "b"}}}, "modules.auth.providers.x.type"},
+		{"oidc without issuer", map[string]any{"providers": map[string]any{"x": map[string]any{"type": "oidc", "client_id": "a", "client_secret": "b"}}}, "modules.auth.providers.x.issuer"},
+		{"google with another issuer", map[string]any{"providers": map[string]any{"g": map[string]any{"type": "google", "issuer": "https://evil.example", "client_id": "a", "client_secret": "b"}}}, "modules.auth.providers.g.issuer"},
+		{"provider without secret", map[string]any{"providers": map[string]any{"gh": map[string]any{"type": "github", "client_id": "a"}}}, "modules.auth.providers.gh.client_secret"},
+		{"public client with secret", map[string]any{"clients": map[string]any{"app": map[string]any{"name": "App", "type": "public", "secret": "s", "grants": []any{"device_code"}}}}, "modules.auth.clients.app.secret"},
+		{"unknown grant", map[string]any{"clients": map[string]any{"app": map[string]any{"name": "App", "type": "public", "grants": []any{"password"}}}}, "modules.auth.clients.app.grants"},
+		{"device interval too short", map[string]any{"device": map[string]any{"interval": "500ms"}}, "modules.auth.device.interval"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
