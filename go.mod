@@ -3,6 +3,7 @@ module github.com/nexus-suite/nexus
 go 1.26.8
 
 require (
+	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/asynkron/protoactor-go v0.0.0-20240822202345-3c0e61ca19c9
 	github.com/beevik/etree v1.8.1
 	github.com/chromedp/chromedp v0.24.0

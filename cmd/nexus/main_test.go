@@ -282,7 +282,7 @@ func TestSIGHUPAppliesModuleSet(t *testing.T) {
 		}
 	}()
 
-	writeConfig(t, configPath, "modules:\n  entitlements:\n    enabled: false\n  billing:\n    enabled: false\n  mcp:\n    enabled: false\n  sync:\n    enabled: false\n")
+	writeConfig(t, configPath, "modules:\n  entitlements:\n    enabled: false\n  billing:\n    enabled: false\n  mcp:\n    enabled: false\n  sync:\n    enabled: false\n  skills:\n    enabled: false\n")
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatalf("SIGHUP: %v", err)
 	}

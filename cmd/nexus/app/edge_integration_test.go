@@ -264,6 +264,7 @@ func TestDisabledModuleRoutesAnswer404(t *testing.T) {
 		cfg.Modules["billing"]["enabled"] = false
 		cfg.Modules["sync"]["enabled"] = false
 		cfg.Modules["mcp"]["enabled"] = false
+		cfg.Modules["skills"]["enabled"] = false
 	}})
 
 	res := s.get(t, "/v1/entitlements/tiers", "")

@@ -214,6 +214,7 @@ func TestOpenAPIDisabledModules(t *testing.T) {
 		cfg.Modules["billing"]["enabled"] = false
 		cfg.Modules["sync"]["enabled"] = false
 		cfg.Modules["mcp"]["enabled"] = false
+		cfg.Modules["skills"]["enabled"] = false
 	})
 
 	openapiCheck(t, s, []openapiRequest{
