@@ -113,9 +113,10 @@ func (c *Client) UpdateDisplayName(ctx context.Context, name string) (User, erro
 	return user, err
 }
 
-// DeleteAccount deletes the caller's account and its data in every module.
-func (c *Client) DeleteAccount(ctx context.Context) error {
-	return c.Call(ctx, Request{Method: http.MethodDelete, Path: "/v1/auth/me"}, nil)
+// DeleteAccount deletes the caller's account and its data in every
+// module; the server needs the account's password.
+func (c *Client) DeleteAccount(ctx context.Context, password string) error {
+	return c.Call(ctx, Request{Method: http.MethodDelete, Path: "/v1/auth/me", Body: map[string]string{"password": password}}, nil)
 }
 
 // UnlinkIdentity removes a linked external identity.

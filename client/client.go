@@ -3,7 +3,9 @@
 //
 //   - 5xx and network errors: exponential backoff with full jitter, at most
 //     MaxRetries (3) retries, and only for requests that are safe to repeat
-//     (GET, HEAD, PUT, DELETE) or carry an Idempotency-Key;
+//     (GET, HEAD, PUT, DELETE, and POSTs that the server treats as
+//     idempotent, such as a skill publish) or carry an Idempotency-Key;
+//     every sync mutation carries one;
 //   - 401: one token refresh and one retry; callers that hit 401 together
 //     share one refresh, and a failed refresh returns ErrSignInRequired;
 //   - 429: wait for Retry-After, then retry, within the same MaxRetries.
@@ -40,6 +42,10 @@ const (
 	// maxResponseBytes bounds a JSON response body that is read into memory.
 	maxResponseBytes = 64 << 20
 )
+
+// errResponseTooLarge is returned for a response body over
+// maxResponseBytes; sending the request again would not help.
+var errResponseTooLarge = fmt.Errorf("the response is larger than %d bytes", maxResponseBytes)
 
 // Tokens are the credentials of a session.
 type Tokens struct {
@@ -141,6 +147,12 @@ type Request struct {
 	Header      http.Header
 	// IdempotencyKey makes a POST or PATCH safe to retry.
 	IdempotencyKey string
+	// Accept replaces the default Accept header, application/json, for
+	// routes that return other content, such as an archive.
+	Accept string
+	// UploadProgress, when set, is called as the body is sent with the
+	// bytes sent so far and the body's size. A retry starts again from 0.
+	UploadProgress func(sent, total int64)
 	// Anonymous requests carry no bearer token and never refresh.
 	Anonymous bool
 	// safeToRepeat marks a POST that the server treats as idempotent.
@@ -211,7 +223,7 @@ func (c *Client) Do(ctx context.Context, req Request) (*Response, error) {
 		switch {
 		case err != nil:
 			// A network error: the request may or may not have arrived.
-			if !repeatable(req) || attempt >= c.opts.MaxRetries {
+			if !repeatable(req) || attempt >= c.opts.MaxRetries || errors.Is(err, errResponseTooLarge) {
 				return nil, err
 			}
 			if err := c.wait(ctx, c.backoff(attempt)); err != nil {
@@ -301,10 +313,18 @@ func (c *Client) send(ctx context.Context, req Request, body []byte, accessToken
 	var reader io.Reader
 	if body != nil {
 		reader = bytes.NewReader(body)
+		if req.UploadProgress != nil {
+			reader = &progressReader{reader: reader, total: int64(len(body)), report: req.UploadProgress}
+		}
 	}
 	httpReq, err := http.NewRequestWithContext(ctx, req.Method, c.opts.BaseURL+req.Path, reader)
 	if err != nil {
 		return nil, fmt.Errorf("build %s %s: %w", req.Method, req.Path, err)
+	}
+	if body != nil {
+		// The progress wrapper hides the reader's type from net/http, which
+		// would then send the body chunked; the length is known.
+		httpReq.ContentLength = int64(len(body))
 	}
 	for name, values := range req.Header {
 		httpReq.Header[name] = values
@@ -316,7 +336,11 @@ func (c *Client) send(ctx context.Context, req Request, body []byte, accessToken
 		}
 		httpReq.Header.Set("Content-Type", contentType)
 	}
-	httpReq.Header.Set("Accept", "application/json")
+	if req.Accept != "" {
+		httpReq.Header.Set("Accept", req.Accept)
+	} else {
+		httpReq.Header.Set("Accept", "application/json")
+	}
 	httpReq.Header.Set("User-Agent", c.opts.UserAgent)
 	if req.IdempotencyKey != "" {
 		httpReq.Header.Set("Idempotency-Key", req.IdempotencyKey)
@@ -330,9 +354,12 @@ func (c *Client) send(ctx context.Context, req Request, body []byte, accessToken
 		return nil, fmt.Errorf("%s %s: %w", req.Method, req.Path, err)
 	}
 	defer httpRes.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(httpRes.Body, maxResponseBytes))
+	data, err := io.ReadAll(io.LimitReader(httpRes.Body, maxResponseBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s %s: %w", req.Method, req.Path, err)
+	}
+	if len(data) > maxResponseBytes {
+		return nil, fmt.Errorf("read %s %s: %w", req.Method, req.Path, errResponseTooLarge)
 	}
 	return &Response{Status: httpRes.StatusCode, Header: httpRes.Header, Body: data}, nil
 }
@@ -357,4 +384,21 @@ func decodeError(res *Response) *Error {
 		apiErr.RetryAfter = min(time.Duration(seconds)*time.Second, maxRetryAfter)
 	}
 	return apiErr
+}
+
+// progressReader reports the bytes read from reader to report.
+type progressReader struct {
+	reader io.Reader
+	sent   int64
+	total  int64
+	report func(sent, total int64)
+}
+
+func (p *progressReader) Read(buf []byte) (int, error) {
+	n, err := p.reader.Read(buf)
+	if n > 0 {
+		p.sent += int64(n)
+		p.report(p.sent, p.total)
+	}
+	return n, err
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -28,6 +29,19 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%s (%d %s, request %s)", e.Message, e.Status, e.Code, e.RequestID)
 	}
 	return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code)
+}
+
+// DecodeDetails decodes the error's details into dst, a pointer to a
+// struct of the fields that the route documents for this code.
+func (e *Error) DecodeDetails(dst any) error {
+	data, err := json.Marshal(e.Details)
+	if err != nil {
+		return fmt.Errorf("encode error details: %w", err)
+	}
+	if err := json.Unmarshal(data, dst); err != nil {
+		return fmt.Errorf("decode error details: %w", err)
+	}
+	return nil
 }
 
 // ErrSignInRequired is returned, wrapped, when the session cannot be

@@ -3,7 +3,7 @@
 // manages the schema, `nexus keys` the signing keys and `nexus config
 // check` validates a config. `nexus login` signs in to a server with the
 // device flow, and the user commands (whoami, entitlements, trial, billing
-// checkout, ...) call its API.
+// checkout, sync push and pull, skills, mcp, ...) call its API.
 package main
 
 import (
@@ -30,5 +30,6 @@ func rootCommand() *cobra.Command {
 	root.PersistentFlags().StringP("config", "c", "", "config file to layer over the embedded defaults (YAML)")
 	root.AddCommand(serveCommand(), configCommand(), migrateCommand(), keysCommand(), adminCommand(), billingCommand())
 	root.AddCommand(loginCommand(), logoutCommand(), whoamiCommand(), userEntitlementsCommand(), trialCommand())
+	root.AddCommand(syncCommand(), skillsCommand(), mcpCommand())
 	return root
 }
