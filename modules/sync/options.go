@@ -6,14 +6,12 @@ import (
 	"time"
 )
 
-// maxWriteBodyBytes is the request body limit that the edge applies to the
-// item PUT, batch and key PUT routes. It also becomes fasthttp's limit for
-// every route, because the server's limit is the largest route limit.
-//
-// NOTE: the app mounts routes before the module decodes its config, so this
-// limit cannot follow max_batch_bytes or the tiers' sync_item_bytes. The
-// handlers check those limits themselves, and Decode and Validate reject
-// values that do not fit under this one.
+// maxWriteBodyBytes is the request body limit of the item PUT, batch and
+// key PUT routes, and the largest max_batch_bytes allowed. It also becomes
+// fasthttp's limit for every route, because the server's limit is the
+// largest route limit. The handlers apply max_batch_bytes and the tiers'
+// sync_item_bytes themselves, and Decode and Validate reject values that
+// do not fit under this limit.
 const maxWriteBodyBytes = 16 << 20
 
 // maxItemBytesInBody is the largest payload whose base64 form, at 4 bytes
