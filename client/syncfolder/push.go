@@ -150,7 +150,7 @@ func (p *pusher) put(ctx context.Context, file localFile) error {
 		}
 		if !p.opts.Force {
 			p.result.Conflicts = append(p.result.Conflicts, conflictOf(name, known.Version, conflict.Current,
-				"the server has a newer version: pull to merge, or push --force to overwrite it"))
+				"the server has a newer version: keep yours with push --force, or take the server's with pull --force"))
 			return nil
 		}
 		written, err = p.cl.PutSyncItem(ctx, p.opts.Collection, id, payload, preconditionFor(conflict.Current))

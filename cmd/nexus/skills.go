@@ -48,6 +48,10 @@ func skillsSearchCommand() *cobra.Command {
 				return err
 			}
 			return s.print(page, func(w io.Writer) error {
+				if len(page.Items) == 0 {
+					_, err := fmt.Fprintln(w, "No skills match.")
+					return err
+				}
 				table := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(table, "NAME\tVERSION\tINSTALLS\tDESCRIPTION")
 				for _, skill := range page.Items {

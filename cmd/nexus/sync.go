@@ -30,9 +30,9 @@ Each folder keeps its sync state in ` + syncfolder.StateFile + `. A file changed
 conflict: it is reported with its path and left alone until you choose a side with --force.`,
 	}
 	command.AddCommand(syncTransferCommand("push", "Encrypt and upload the folder's new, changed and deleted files",
-		"--force overwrites the server's newer versions with your files."))
+		"With --force, your files overwrite the server's newer versions."))
 	command.AddCommand(syncTransferCommand("pull", "Download and decrypt the changes made on other devices",
-		"--force takes the server's version of every file that conflicts with a local change, reading every item again."))
+		"With --force, the server's version replaces every file that conflicts with a local change, and every item is read again."))
 	return command
 }
 
@@ -67,14 +67,14 @@ func syncTransferCommand(direction, short, forceHelp string) *cobra.Command {
 				return err
 			}
 			if n := len(result.Conflicts); n > 0 {
-				return fmt.Errorf("%d conflicting files were left as they are; see the list above", n)
+				return fmt.Errorf("%s left as they are; see the list above", count(n, "conflicting file", "conflicting files"))
 			}
 			return nil
 		},
 	}
 	command.Flags().String("collection", syncfolder.DefaultCollection, "the sync collection that holds the folder")
 	command.Flags().String("key", syncfolder.DefaultKeyID, "the id of the key envelope on the server")
-	command.Flags().Bool("force", false, forceHelp)
+	command.Flags().Bool("force", false, "settle conflicts in favour of this side, as the command's help says")
 	return userFlags(command)
 }
 
@@ -92,9 +92,18 @@ func printSyncResult(w io.Writer, direction string, result syncfolder.Result) er
 	for _, c := range result.Conflicts {
 		fmt.Fprintf(w, "conflict %s (yours is based on version %d, the server has %d): %s\n", c.Path, c.BaseVersion, c.ServerVersion, c.Reason)
 	}
-	_, err := fmt.Fprintf(w, "%s %d files (%s), deleted %d, %d unchanged, %d conflicts\n",
-		verb, len(result.Written), formatBytes(result.Bytes), len(result.Deleted), result.Unchanged, len(result.Conflicts))
+	_, err := fmt.Fprintf(w, "%s %s (%s), deleted %d, %d unchanged, %s\n",
+		verb, count(len(result.Written), "file", "files"), formatBytes(result.Bytes), len(result.Deleted),
+		result.Unchanged, count(len(result.Conflicts), "conflict", "conflicts"))
 	return err
+}
+
+// count writes n with the singular or plural noun.
+func count(n int, singular, plural string) string {
+	if n == 1 {
+		return "1 " + singular
+	}
+	return fmt.Sprintf("%d %s", n, plural)
 }
 
 // passphraseSource returns the passphrase from the environment, or prompts

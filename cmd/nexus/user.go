@@ -24,7 +24,7 @@ import (
 
 // userFlags adds the flags every user command shares.
 func userFlags(command *cobra.Command) *cobra.Command {
-	command.Flags().String("server", "", "server address (default: the one of `nexus login`, $NEXUS_SERVER, or "+defaultServer+")")
+	command.Flags().String("server", "", "server address, such as "+defaultServer+" (default: the server of the last login, else $NEXUS_SERVER, else "+defaultServer+")")
 	command.Flags().Bool("json", false, "print the API's data as JSON")
 	return command
 }
@@ -120,7 +120,8 @@ another file), and later commands use and refresh them.`,
 			if noBrowser, _ := cmd.Flags().GetBool("no-browser"); !noBrowser {
 				openBrowser(login.VerificationURIComplete)
 			}
-			fmt.Fprintf(errOut, "Waiting for approval; the code expires at %s.\n", login.ExpiresAt.Local().Format(time.Kitchen))
+			fmt.Fprintf(errOut, "Waiting for approval; the code expires in %s, at %s.\n",
+				time.Until(login.ExpiresAt).Round(time.Minute), login.ExpiresAt.Local().Format("15:04 MST"))
 
 			tokens, err := login.Wait(ctx)
 			if err != nil {
@@ -267,7 +268,7 @@ func trialCommand() *cobra.Command {
 				return err
 			}
 			return s.print(trial, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "Your %s trial runs until %s.\n", trial.Tier, trial.EndsAt.Local().Format(time.RFC1123))
+				_, err := fmt.Fprintf(w, "Your trial of the %s tier runs until %s.\n", trial.Tier, trial.EndsAt.Local().Format(time.RFC1123))
 				return err
 			})
 		},

@@ -76,6 +76,11 @@ func invalidEmail() *edge.Error {
 // rejected as invalid UTF-8 too, because the JSON decoder puts that
 // character in place of an escaped lone surrogate such as \ud800.
 func checkPassword(field, plain string) error {
+	if plain == "" {
+		apiErr := edge.Validation(field, field+" is required and must be at least 12 characters")
+		apiErr.Details["reason"] = password.ReasonTooShort
+		return apiErr
+	}
 	if strings.ContainsRune(plain, utf8.RuneError) {
 		apiErr := edge.Validation(field, "password is not valid UTF-8")
 		apiErr.Details["reason"] = password.ReasonInvalidUTF8
