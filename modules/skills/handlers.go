@@ -49,6 +49,11 @@ func (m *Module) publish(r *edge.Request) error {
 	if len(body) > m.opts.MaxArchiveBytes {
 		return edge.QuotaExceeded("request_body_bytes", int64(m.opts.MaxArchiveBytes))
 	}
+	release, err := m.acquirePublishSlot(r)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	archive, err := readArchive(format, body, m.opts.limits())
 	if err != nil {
@@ -413,4 +418,22 @@ func pathParam(r *edge.Request, name string) string {
 		return raw
 	}
 	return decoded
+}
+
+// publishRetrySeconds is the Retry-After of a publish that found every
+// slot taken; unpacking an archive takes well under a second.
+const publishRetrySeconds = 1
+
+// acquirePublishSlot takes one of modules.skills.max_concurrent_publishes
+// slots, or returns 429 RATE_LIMITED with Retry-After when all are taken.
+func (m *Module) acquirePublishSlot(r *edge.Request) (release func(), err error) {
+	slots := m.publishSlots
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	default:
+		r.Ctx.Response.Header.Set("Retry-After", strconv.Itoa(publishRetrySeconds))
+		return nil, edge.NewError(edge.CodeRateLimited, "too many skills are being published on this server; retry shortly",
+			map[string]any{"retry_after": publishRetrySeconds})
+	}
 }

@@ -34,6 +34,8 @@ type Module struct {
 	host  *runtime.Host
 	store *store
 	blobs BlobStore
+	// publishSlots holds one token per publish being unpacked.
+	publishSlots chan struct{}
 	// decoded is set once Decode has read the config section, so that
 	// Routes can take the body limit of the publish route from it.
 	decoded bool
@@ -76,6 +78,7 @@ func (m *Module) Provision(_ context.Context, host *runtime.Host) error {
 	m.host = host
 	m.store = &store{db: host.DB}
 	m.blobs = &dbBlobs{db: host.DB, clock: host.Clock}
+	m.publishSlots = make(chan struct{}, m.opts.MaxConcurrentPublishes)
 	return nil
 }
 

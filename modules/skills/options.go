@@ -35,6 +35,9 @@ type options struct {
 	DefaultPageSize int `koanf:"default_page_size"`
 	// MaxPageSize is the largest limit parameter that list routes accept.
 	MaxPageSize int `koanf:"max_page_size"`
+	// MaxConcurrentPublishes bounds the publishes unpacked at once, since
+	// each holds its upload, its files and the canonical archive in memory.
+	MaxConcurrentPublishes int `koanf:"max_concurrent_publishes"`
 }
 
 func defaultOptions() options {
@@ -45,6 +48,8 @@ func defaultOptions() options {
 		MaxPathBytes:     512,
 		DefaultPageSize:  20,
 		MaxPageSize:      100,
+
+		MaxConcurrentPublishes: 4,
 	}
 }
 
@@ -78,5 +83,7 @@ func (o options) validate() error {
 		"max_page_size", fmt.Sprintf("must be between 1 and %d", maxPageSizeLimit))
 	check(o.DefaultPageSize >= 1 && o.DefaultPageSize <= o.MaxPageSize,
 		"default_page_size", "must be between 1 and max_page_size")
+	check(o.MaxConcurrentPublishes >= 1 && o.MaxConcurrentPublishes <= 64,
+		"max_concurrent_publishes", "must be between 1 and 64")
 	return errors.Join(problems...)
 }

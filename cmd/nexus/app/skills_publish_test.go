@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nexus-suite/nexus/configs"
 )
 
 func TestSkillPublishValid(t *testing.T) {
@@ -306,7 +308,10 @@ func tarGzBomb(t *testing.T, manifest skillFile) []byte {
 
 func TestSkillPublishParallelBuilds(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engine) {
-		s := startSkillsServer(t, e)
+		// Enough publish slots that every request reaches the race.
+		s := startSkillsServer(t, e, func(cfg *configs.Config) {
+			cfg.Modules["skills"]["max_concurrent_publishes"] = 16
+		})
 		m := s.proMember(t)
 
 		archives := map[string][]byte{}
