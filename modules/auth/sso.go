@@ -13,6 +13,7 @@ import (
 
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlsp"
+	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/nexus-suite/nexus/edge"
 )
@@ -111,6 +112,8 @@ func (m *Module) oidcConnection(c ssoConnection) *oidcProvider {
 
 // serviceProvider builds the SAML service provider of a connection. Its
 // entity id is the connection's metadata URL, and it signs no requests.
+// It is built for each request, with a clock that stands at the request's
+// time on the module's clock, so assertion times are checked against it.
 func (m *Module) serviceProvider(c ssoConnection) (*saml.ServiceProvider, error) {
 	descriptor, err := samlsp.ParseMetadata([]byte(c.SAMLMetadata))
 	if err != nil {
@@ -127,6 +130,7 @@ func (m *Module) serviceProvider(c ssoConnection) (*saml.ServiceProvider, error)
 	return &saml.ServiceProvider{
 		EntityID: metadata.String(), MetadataURL: *metadata, AcsURL: *acs,
 		IDPMetadata: descriptor, AuthnNameIDFormat: saml.EmailAddressNameIDFormat,
+		Clock: dsig.NewFakeClockAt(m.now()),
 	}, nil
 }
 

@@ -344,6 +344,22 @@ func TestSSOWithSAML(t *testing.T) {
 			})
 		}
 
+		// Runs last, because it moves the server's clock.
+		defer t.Run("expired on the server's clock", func(t *testing.T) {
+			_, request := s.beginSSO(t, connection.ID)
+			samlResponse, relayState := idp.respond(t, s, connection.ID, request, "late-"+randomID(t)+"@"+ssoDomain, nil, nil)
+			// Within the sign-in's 10 minutes, but far past the response's
+			// issue time and crewjam/saml's allowed issue delay and skew.
+			s.clock.Advance(9 * time.Minute)
+			params := appRedirect(t, s.postResponse(t, connection.ID, samlResponse, relayState))
+			if params.Get("error") != "access_denied" {
+				t.Errorf("app redirect = %v, want access_denied", params)
+			}
+			if logged := lastLine(s.logs.String(), "SSO sign-in rejected"); !strings.Contains(logged, "expired") {
+				t.Errorf("rejection logged as %s, want an expired response", logged)
+			}
+		})
+
 		t.Run("address outside the domain", func(t *testing.T) {
 			_, request := s.beginSSO(t, connection.ID)
 			samlResponse, relayState := idp.respond(t, s, connection.ID, request, "eve@elsewhere.example", nil, nil)
