@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -211,33 +210,7 @@ func (j *journey) registerAndVerify() {
 // code on the verification page as a browser would.
 func (j *journey) login() {
 	t := j.t
-	login := exec.Command(nexusBinary(t), "login", "--no-browser")
-	login.Env = append(os.Environ(), j.env...)
-	stderr, err := login.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout strings.Builder
-	login.Stdout = &stdout
-	if err := login.Start(); err != nil {
-		t.Fatalf("start nexus login: %v", err)
-	}
-	defer func() { _ = login.Process.Kill() }()
-	lines := bufio.NewScanner(stderr)
-	userCode := ""
-	for userCode == "" && lines.Scan() {
-		if match := userCodeLine.FindStringSubmatch(lines.Text()); match != nil {
-			userCode = match[1]
-		}
-	}
-	if userCode == "" {
-		t.Fatal("nexus login printed no user code")
-	}
-	go func() { _, _ = io.Copy(io.Discard, stderr) }()
-	approveDevice(t, j.server, j.email, j.password, userCode)
-	if err := login.Wait(); err != nil {
-		t.Fatalf("nexus login: %v", err)
-	}
+	loginWithDevice(t, j.env, j.server, j.email, j.password)
 
 	var me client.User
 	j.cliJSON(&me, "whoami")

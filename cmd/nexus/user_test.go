@@ -59,6 +59,42 @@ func approveDevice(t *testing.T, server, email, password, userCode string) {
 	}
 }
 
+// loginWithDevice runs `nexus login` with env, approves the user code it
+// prints on the verification page, and returns its standard output.
+func loginWithDevice(t *testing.T, env []string, server, email, password string) string {
+	t.Helper()
+	login := exec.Command(nexusBinary(t), "login", "--no-browser")
+	login.Env = append(os.Environ(), env...)
+	stderr, err := login.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout strings.Builder
+	login.Stdout = &stdout
+	if err := login.Start(); err != nil {
+		t.Fatalf("start nexus login: %v", err)
+	}
+	defer func() { _ = login.Process.Kill() }()
+
+	lines := bufio.NewScanner(stderr)
+	userCode := ""
+	for userCode == "" && lines.Scan() {
+		if match := userCodeLine.FindStringSubmatch(lines.Text()); match != nil {
+			userCode = match[1]
+		}
+	}
+	if userCode == "" {
+		t.Fatal("nexus login printed no user code")
+	}
+	go func() { _, _ = io.Copy(io.Discard, stderr) }()
+
+	approveDevice(t, server, email, password, userCode)
+	if err := login.Wait(); err != nil {
+		t.Fatalf("nexus login: %v", err)
+	}
+	return stdout.String()
+}
+
 // TestUserCommands signs in with `nexus login` over the device flow, then
 // runs the user commands against the server with the stored tokens.
 func TestUserCommands(t *testing.T) {
@@ -78,35 +114,9 @@ func TestUserCommands(t *testing.T) {
 
 	credentialsFile := filepath.Join(t.TempDir(), "nexus", "credentials.json")
 	env := []string{"NEXUS_CREDENTIALS=" + credentialsFile, "NEXUS_SERVER=" + server}
-	login := exec.Command(nexusBinary(t), "login", "--no-browser")
-	login.Env = append(os.Environ(), env...)
-	stderr, err := login.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout strings.Builder
-	login.Stdout = &stdout
-	if err := login.Start(); err != nil {
-		t.Fatalf("start nexus login: %v", err)
-	}
-	defer func() { _ = login.Process.Kill() }()
-	lines := bufio.NewScanner(stderr)
-	userCode := ""
-	for userCode == "" && lines.Scan() {
-		if match := userCodeLine.FindStringSubmatch(lines.Text()); match != nil {
-			userCode = match[1]
-		}
-	}
-	if userCode == "" {
-		t.Fatal("nexus login printed no user code")
-	}
-	go func() { _, _ = io.Copy(io.Discard, stderr) }()
-	approveDevice(t, server, email, password, userCode)
-	if err := login.Wait(); err != nil {
-		t.Fatalf("nexus login: %v", err)
-	}
-	if !strings.Contains(stdout.String(), "Signed in to "+server+" as "+email) {
-		t.Errorf("login output = %q", stdout.String())
+	stdout := loginWithDevice(t, env, server, email, password)
+	if !strings.Contains(stdout, "Signed in to "+server+" as "+email) {
+		t.Errorf("login output = %q", stdout)
 	}
 	info, err := os.Stat(credentialsFile)
 	if err != nil || info.Mode().Perm() != 0o600 {
