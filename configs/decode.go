@@ -84,6 +84,20 @@ func DecodeSection(prefix string, section map[string]any, dst any) error {
 	return decodeProblems(prefix, section, dst).err("")
 }
 
+// DecodeModule decodes the section of module name over defaults, strictly
+// as DecodeSection does, and then checks the result with validate. It is
+// the usual body of a module's Decode method.
+func DecodeModule[T any](name string, section map[string]any, defaults T, validate func(T) error) (T, error) {
+	opts := defaults
+	if err := DecodeSection("modules."+name, section, &opts); err != nil {
+		return defaults, err
+	}
+	if err := validate(opts); err != nil {
+		return defaults, err
+	}
+	return opts, nil
+}
+
 // decodeProblems decodes input into dst strictly and returns the problems,
 // each key prefixed with prefix.
 func decodeProblems(prefix string, input any, dst any) problemList {

@@ -470,6 +470,35 @@ func TestDecodeSection(t *testing.T) {
 	}
 }
 
+func TestDecodeModule(t *testing.T) {
+	type options struct {
+		Limit int    `koanf:"limit"`
+		Name  string `koanf:"name"`
+	}
+	defaults := options{Limit: 5, Name: "default"}
+	validate := func(o options) error {
+		if o.Limit < 1 {
+			return errors.New("modules.demo.limit: must be at least 1")
+		}
+		return nil
+	}
+
+	got, err := configs.DecodeModule("demo", map[string]any{"limit": 7}, defaults, validate)
+	if err != nil || got != (options{Limit: 7, Name: "default"}) {
+		t.Errorf("DecodeModule = %+v, %v; want limit 7 over the defaults", got, err)
+	}
+
+	_, err = configs.DecodeModule("demo", map[string]any{"limt": 7}, defaults, validate)
+	if err == nil || !strings.Contains(err.Error(), "modules.demo.limt") {
+		t.Errorf("unknown key: error = %v, want one naming modules.demo.limt", err)
+	}
+
+	_, err = configs.DecodeModule("demo", map[string]any{"limit": 0}, defaults, validate)
+	if err == nil || !strings.Contains(err.Error(), "must be at least 1") {
+		t.Errorf("invalid value: error = %v, want the validation error", err)
+	}
+}
+
 func TestDefaultYAMLIsCopy(t *testing.T) {
 	first := configs.DefaultYAML()
 	first[0] = 'X'

@@ -31,6 +31,15 @@ type MigrationSet struct {
 	Postgres fs.FS
 }
 
+// EmbeddedMigrationSet returns the set name whose files are in the folders
+// migrations/sqlite and migrations/postgres of files, the layout of every
+// module's embedded migrations.
+func EmbeddedMigrationSet(name string, files fs.FS) MigrationSet {
+	sqlite, _ := fs.Sub(files, "migrations/sqlite")
+	postgres, _ := fs.Sub(files, "migrations/postgres")
+	return MigrationSet{Name: name, SQLite: sqlite, Postgres: postgres}
+}
+
 // MigrationState is the state of one migration of a set.
 type MigrationState struct {
 	Set     string

@@ -9,7 +9,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"sync"
 	"time"
@@ -56,18 +55,13 @@ func (m *Module) Info() runtime.ModuleInfo {
 // Migrations returns the module's tables: account columns, refresh tokens
 // and one-time email tokens.
 func (m *Module) Migrations() storage.MigrationSet {
-	sqlite, _ := fs.Sub(migrationFiles, "migrations/sqlite")
-	postgres, _ := fs.Sub(migrationFiles, "migrations/postgres")
-	return storage.MigrationSet{Name: Name, SQLite: sqlite, Postgres: postgres}
+	return storage.EmbeddedMigrationSet(Name, migrationFiles)
 }
 
 // Decode reads modules.auth strictly over the defaults.
 func (m *Module) Decode(section map[string]any) error {
-	opts := defaultOptions()
-	if err := configs.DecodeSection("modules."+Name, section, &opts); err != nil {
-		return err
-	}
-	if err := opts.validate(); err != nil {
+	opts, err := configs.DecodeModule(Name, section, defaultOptions(), options.validate)
+	if err != nil {
 		return err
 	}
 	m.opts = opts

@@ -11,7 +11,6 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -66,18 +65,13 @@ func (m *Module) Info() runtime.ModuleInfo {
 // Migrations returns the module's tables: subscriptions, trials, overrides
 // and the history.
 func (m *Module) Migrations() storage.MigrationSet {
-	sqlite, _ := fs.Sub(migrationFiles, "migrations/sqlite")
-	postgres, _ := fs.Sub(migrationFiles, "migrations/postgres")
-	return storage.MigrationSet{Name: Name, SQLite: sqlite, Postgres: postgres}
+	return storage.EmbeddedMigrationSet(Name, migrationFiles)
 }
 
 // Decode reads modules.entitlements strictly over the defaults.
 func (m *Module) Decode(section map[string]any) error {
-	opts := defaultOptions()
-	if err := configs.DecodeSection("modules."+Name, section, &opts); err != nil {
-		return err
-	}
-	if err := opts.validate(); err != nil {
+	opts, err := configs.DecodeModule(Name, section, defaultOptions(), options.validate)
+	if err != nil {
 		return err
 	}
 	m.opts = opts
