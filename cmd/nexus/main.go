@@ -20,16 +20,34 @@ func main() {
 	}
 }
 
+// Groups of the root command's help.
+const (
+	groupServer = "server"
+	groupClient = "client"
+)
+
 func rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "nexus",
-		Short:         "The Nexus Suite API server",
+		Short:         "The Nexus Suite API server, its operator tools and its command-line client",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringP("config", "c", "", "config file to layer over the embedded defaults (YAML)")
-	root.AddCommand(serveCommand(), configCommand(), migrateCommand(), keysCommand(), adminCommand(), billingCommand())
-	root.AddCommand(loginCommand(), logoutCommand(), whoamiCommand(), userEntitlementsCommand(), trialCommand())
-	root.AddCommand(syncCommand(), skillsCommand(), mcpCommand())
+	root.PersistentFlags().StringP("config", "c", "", "config file of the server and operator commands, layered over the embedded defaults (YAML)")
+	root.AddGroup(
+		&cobra.Group{ID: groupServer, Title: "Server and operator commands (on the server's config and database):"},
+		&cobra.Group{ID: groupClient, Title: "Client commands (over the API, after nexus login):"},
+	)
+	for _, command := range []*cobra.Command{serveCommand(), configCommand(), migrateCommand(), keysCommand(), adminCommand()} {
+		command.GroupID = groupServer
+		root.AddCommand(command)
+	}
+	for _, command := range []*cobra.Command{
+		loginCommand(), logoutCommand(), whoamiCommand(), userEntitlementsCommand(), trialCommand(),
+		billingCommand(), syncCommand(), skillsCommand(), mcpCommand(),
+	} {
+		command.GroupID = groupClient
+		root.AddCommand(command)
+	}
 	return root
 }
