@@ -14,15 +14,15 @@ package stripetest
 import (
 	"errors"
 	"fmt"
-	"go/build"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/nexus-suite/nexus/storage/storagetest"
 )
 
 // StripeMockVersion is the stripe-mock release these helpers are written
@@ -49,7 +49,7 @@ type Server struct {
 // loopback ports and stops it at cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	binary := findStripeMock(t)
+	binary := storagetest.GoTool(t, "stripe-mock", "github.com/stripe/stripe-mock@"+StripeMockVersion)
 	dir := t.TempDir()
 
 	// Another process can take a free port between picking and binding it,
@@ -66,34 +66,6 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func findStripeMock(t testing.TB) string {
-	t.Helper()
-	if path, err := exec.LookPath("stripe-mock"); err == nil {
-		return path
-	}
-
-	var candidates []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		candidates = append(candidates, filepath.Join(gobin, "stripe-mock"))
-	}
-	for _, gopath := range filepath.SplitList(build.Default.GOPATH) {
-		candidates = append(candidates, filepath.Join(gopath, "bin", "stripe-mock"))
-	}
-	for _, path := range candidates {
-		if info, err := os.Stat(path); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
-			return path
-		}
-	}
-
-	message := fmt.Sprintf("stripe-mock not found on PATH or in %s; install it with go install github.com/stripe/stripe-mock@%s",
-		strings.Join(candidates, ", "), StripeMockVersion)
-	if os.Getenv("NEXUS_TEST_SERVICES") == "required" {
-		t.Fatal(message)
-	}
-	t.Skip(message)
-	return ""
-}
-
 var errExited = errors.New("stripe-mock exited before it was ready")
 
 // start runs one stripe-mock process and waits until its HTTP port
@@ -101,10 +73,10 @@ var errExited = errors.New("stripe-mock exited before it was ready")
 // when the process exits early.
 func start(t testing.TB, binary, dir string, attempt int) (*Server, error) {
 	t.Helper()
-	httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(storagetest.FreePort(t)))
 	// Without -https-addr, stripe-mock also listens for HTTPS on every
 	// interface.
-	httpsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	httpsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(storagetest.FreePort(t)))
 
 	logFile := filepath.Join(dir, fmt.Sprintf("stripe-mock-%d.log", attempt))
 	output, err := os.Create(logFile)
@@ -175,14 +147,4 @@ func stop(cmd *exec.Cmd, exited <-chan struct{}) {
 		_ = cmd.Process.Kill()
 		<-exited
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("stripetest: pick a free port: %v", err)
-	}
-	defer listener.Close()
-	return listener.Addr().(*net.TCPAddr).Port
 }

@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go/build"
 	"net"
 	"net/http"
 	"net/url"
@@ -29,6 +28,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nexus-suite/nexus/storage/storagetest"
 )
 
 // MailpitVersion is the mailpit release these helpers are written and tested
@@ -122,7 +123,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		t.Fatal("mailtest: WithSTARTTLS and WithImplicitTLS exclude each other")
 	}
 
-	binary := findMailpit(t)
+	binary := storagetest.GoTool(t, "mailpit", "github.com/axllent/mailpit@"+MailpitVersion)
 	dir := t.TempDir()
 	baseArgs, caFile := configArgs(t, dir, o)
 
@@ -139,35 +140,6 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	t.Fatalf("mailtest: start mailpit: %v", lastErr)
 	return nil
-}
-
-func findMailpit(t testing.TB) string {
-	t.Helper()
-
-	if path, err := exec.LookPath("mailpit"); err == nil {
-		return path
-	}
-
-	var candidates []string
-	if gobin := os.Getenv("GOBIN"); gobin != "" {
-		candidates = append(candidates, filepath.Join(gobin, "mailpit"))
-	}
-	for _, gopath := range filepath.SplitList(build.Default.GOPATH) {
-		candidates = append(candidates, filepath.Join(gopath, "bin", "mailpit"))
-	}
-	for _, path := range candidates {
-		if info, err := os.Stat(path); err == nil && !info.IsDir() && info.Mode()&0o111 != 0 {
-			return path
-		}
-	}
-
-	message := fmt.Sprintf("mailpit not found on PATH or in %s; install it with go install github.com/axllent/mailpit@%s",
-		strings.Join(candidates, ", "), MailpitVersion)
-	if os.Getenv("NEXUS_TEST_SERVICES") == "required" {
-		t.Fatal(message)
-	}
-	t.Skip(message)
-	return ""
 }
 
 // configArgs returns the mailpit flags for o that do not depend on ports,
@@ -220,7 +192,7 @@ func configArgs(t testing.TB, dir string, o options) (args []string, caFile stri
 func start(t testing.TB, binary, dir string, baseArgs []string, attempt int) (*Server, error) {
 	t.Helper()
 
-	httpPort, smtpPort := freePort(t), freePort(t)
+	httpPort, smtpPort := storagetest.FreePort(t), storagetest.FreePort(t)
 	httpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort))
 	smtpAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(smtpPort))
 
@@ -323,16 +295,6 @@ func stop(cmd *exec.Cmd, exited <-chan struct{}) {
 		_ = cmd.Process.Kill()
 		<-exited
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("mailtest: find a free port: %v", err)
-	}
-	defer listener.Close()
-	return listener.Addr().(*net.TCPAddr).Port
 }
 
 // environWithoutMailpitVariables drops MP_* variables, which mailpit reads
