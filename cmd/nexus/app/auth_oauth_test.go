@@ -441,3 +441,47 @@ func TestUnlinkIdentityKeepsPasswordAccount(t *testing.T) {
 		t.Errorf("second unlink = %d, want 404", res.status)
 	}
 }
+
+// TestParallelUnlinksKeepOneSignInMethod sends the unlinks of both
+// identities of an account without a password at once: one must fail, so
+// the account keeps a way to sign in. The two requests do not always
+// overlap in the database, so a missing lock shows here only sometimes.
+func TestParallelUnlinksKeepOneSignInMethod(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		provider := startOIDCProvider(t)
+		email := "two-ways-" + randomID(t) + "@example.com"
+		stub := startGitHubStub(t, 4242, []map[string]any{{"email": email, "primary": true, "verified": true}})
+		s := startAuthServer(t, e, addApp("mock", oidcOptions(provider)), func(cfg *configs.Config) {
+			cfg.Modules["auth"]["providers"] = map[string]any{"mock": oidcOptions(provider), "github": stub.options()}
+		})
+
+		provider.QueueUser(&mockoidc.MockUser{Subject: "two-" + randomID(t), Email: email, EmailVerified: true})
+		pair := s.signInThrough(t, "mock")
+		s.signInThrough(t, "github")
+		if p := s.profile(t, pair.AccessToken); len(p.Identities) != 2 || p.HasPassword {
+			t.Fatalf("profile = %+v, want two identities and no password", p)
+		}
+
+		statuses := make(chan int, 2)
+		var wg sync.WaitGroup
+		for _, name := range []string{"mock", "github"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				statuses <- s.do(t, "DELETE", "/v1/auth/me/identities/"+name, "", "Authorization", "Bearer "+pair.AccessToken).status
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		counts := map[int]int{}
+		for status := range statuses {
+			counts[status]++
+		}
+		if counts[http.StatusOK] != 1 || counts[http.StatusConflict] != 1 {
+			t.Errorf("parallel unlinks answered %v, want one 200 and one 409", counts)
+		}
+		if p := s.profile(t, pair.AccessToken); len(p.Identities) != 1 {
+			t.Errorf("identities after the unlinks = %+v, want one left", p.Identities)
+		}
+	})
+}
