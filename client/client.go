@@ -2,10 +2,10 @@
 // spec's retry strategy:
 //
 //   - 5xx and network errors: exponential backoff with full jitter, at most
-//     MaxRetries (3) retries, and only for requests that are safe to repeat
-//     (GET, HEAD, PUT, DELETE, and POSTs that the server treats as
-//     idempotent, such as a skill publish) or carry an Idempotency-Key;
-//     every sync mutation carries one;
+//     MaxRetries (3) retries. Only requests that are safe to repeat are
+//     retried: GET, HEAD, PUT, DELETE, POSTs that the server treats as
+//     idempotent (such as a skill publish), and requests that carry an
+//     Idempotency-Key, which every sync mutation does;
 //   - 401: one token refresh and one retry; callers that hit 401 together
 //     share one refresh, and a failed refresh returns ErrSignInRequired;
 //   - 429: wait for Retry-After, then retry, within the same MaxRetries.

@@ -49,9 +49,9 @@ func TestPackUnpackRoundTrip(t *testing.T) {
 	if info, err := os.Stat(filepath.Join(dest, "scripts/run.sh")); err != nil || info.Mode().Perm() != 0o755 {
 		t.Errorf("run.sh: %v, mode %v; want 0755", err, info.Mode())
 	}
-	for _, gone := range []string{"stale.txt", ".git", "link.md"} {
-		if _, err := os.Lstat(filepath.Join(dest, gone)); !os.IsNotExist(err) {
-			t.Errorf("%s in the unpacked folder: %v, want absent", gone, err)
+	for _, excluded := range []string{"stale.txt", ".git", "link.md"} {
+		if _, err := os.Lstat(filepath.Join(dest, excluded)); !os.IsNotExist(err) {
+			t.Errorf("%s in the unpacked folder: %v, want absent", excluded, err)
 		}
 	}
 }

@@ -2,9 +2,9 @@
 // client-side encryption. Each file becomes one item of a collection: its
 // id is a keyed hash of the file's path, and its payload holds the path,
 // mode and content sealed with XChaCha20-Poly1305. The key comes from a
-// random master key that is stored on the server only wrapped by a key
-// derived from the user's passphrase with argon2id, so another device with
-// the passphrase derives the same keys and the server stores only
+// random master key. The server stores that key only wrapped by a key
+// derived from the user's passphrase with argon2id. So another device with
+// the passphrase derives the same keys, and the server stores only
 // ciphertext.
 //
 // A state file in the folder records, per file, the item version and

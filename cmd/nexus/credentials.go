@@ -73,24 +73,26 @@ func saveCredentials(stored credentials) error {
 	if err != nil {
 		return err
 	}
+
 	temporary, err := os.CreateTemp(filepath.Dir(path), ".credentials-*")
 	if err != nil {
-		return fmt.Errorf("write credentials: %w", err)
+		return fmt.Errorf("write credentials to %s: %w", path, err)
 	}
 	defer os.Remove(temporary.Name())
 	if err := temporary.Chmod(0o600); err != nil {
 		temporary.Close()
-		return fmt.Errorf("write credentials: %w", err)
+		return fmt.Errorf("write credentials to %s: %w", path, err)
 	}
 	if _, err := temporary.Write(data); err != nil {
 		temporary.Close()
-		return fmt.Errorf("write credentials: %w", err)
+		return fmt.Errorf("write credentials to %s: %w", path, err)
 	}
 	if err := temporary.Close(); err != nil {
-		return fmt.Errorf("write credentials: %w", err)
+		return fmt.Errorf("write credentials to %s: %w", path, err)
 	}
+
 	if err := os.Rename(temporary.Name(), path); err != nil {
-		return fmt.Errorf("write credentials: %w", err)
+		return fmt.Errorf("write credentials to %s: %w", path, err)
 	}
 	return nil
 }

@@ -53,10 +53,10 @@ type journey struct {
 
 // TestJourneyEndToEnd runs the nexus binary as a server on PostgreSQL and
 // Redis, with mail through mailpit and billing through stripe-mock. One
-// user goes through the whole product with the CLI and the Go client:
-// register, verify, device login, entitlements, trial, checkout, a signed
-// webhook to Studio, a sync round trip with a conflict, a skill, an MCP
-// server and a tool call. After the account's deletion, no table of the
+// user goes through the whole product with the CLI and the Go client. The
+// steps are register, verify, device login, entitlements, trial, checkout,
+// a signed webhook to Studio, a sync round trip with a conflict, a skill,
+// and an MCP server with a tool call. After the account's deletion, no table of the
 // schema may contain anything of the user.
 func TestJourneyEndToEnd(t *testing.T) {
 	j := startJourney(t)

@@ -19,8 +19,8 @@ import (
 )
 
 // The verification page of the device flow: a user signs in, enters or
-// confirms the code shown on the device, sees the client and the access it
-// requests, and approves or denies. It is plain HTML forms, so it works
+// confirms the code shown on the device, reviews the client and the access
+// it requests, and approves or denies. It is plain HTML forms, so it works
 // without JavaScript. Every form post carries a CSRF token that must equal
 // the page's cookie (double submit), and both cookies are SameSite=Strict.
 

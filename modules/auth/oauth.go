@@ -54,7 +54,7 @@ type signInFlow struct {
 	Verifier     string `json:"verifier"`
 	Nonce        string `json:"nonce"`
 	// RequestID is the id of a SAML AuthnRequest, which the response must
-	// answer.
+	// name in InResponseTo.
 	RequestID string `json:"request_id,omitempty"`
 }
 

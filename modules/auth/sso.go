@@ -28,7 +28,7 @@ import (
 const (
 	samlAssertionPrefix = "auth:saml-assertion:"
 	// samlMinReplayWindow is the shortest time a used assertion id is
-	// remembered; an assertion valid for longer is remembered until it
+	// remembered. An assertion valid for longer is remembered until it
 	// expires, plus crewjam/saml's allowed clock skew.
 	samlMinReplayWindow = 10 * time.Minute
 	// samlMailOID is the attribute name of the mail attribute (RFC 4524)
@@ -112,8 +112,8 @@ func (m *Module) oidcConnection(c ssoConnection) *oidcProvider {
 
 // serviceProvider builds the SAML service provider of a connection. Its
 // entity id is the connection's metadata URL, and it signs no requests.
-// It is built for each request, with a clock that stands at the request's
-// time on the module's clock, so assertion times are checked against it.
+// It is built for each request, with a clock fixed at the request's time
+// on the module's clock, so assertion times are checked against that time.
 func (m *Module) serviceProvider(c ssoConnection) (*saml.ServiceProvider, error) {
 	descriptor, err := samlsp.ParseMetadata([]byte(c.SAMLMetadata))
 	if err != nil {

@@ -31,8 +31,8 @@ const (
 //
 // A plugin whose manifest cannot be read, because its binary is missing,
 // does not match its sha256 or fails the handshake, is marked unavailable
-// with the error, and the module serves the other plugins: one broken binary
-// must not take MCP hosting down for every user. Its servers fail to start
+// with the error. The module serves the other plugins, so one broken binary
+// does not take MCP hosting down for every user. Its servers fail to start
 // with the same error, and the module's health probe reports it, so /status
 // shows MCP hosting as degraded until the operator fixes the entry.
 type catalog struct {
@@ -48,7 +48,7 @@ type catalogPlugin struct {
 	manifest host.Manifest
 	// schema validates configs; nil when the plugin takes no config schema.
 	schema *jsonschema.Schema
-	// err is why the plugin is unavailable, nil when it is available.
+	// err is the cause of the plugin's unavailability, or nil when it is available.
 	err error
 }
 

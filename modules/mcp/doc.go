@@ -14,11 +14,11 @@
 // limit caps the servers per user.
 //
 // Each server has a supervisor actor (supervisor.go) that owns its plugin
-// process: it starts it on the first MCP request, checks its health on an
-// interval, restarts it after a crash with capped exponential backoff,
-// holds it in crash_loop after too many restarts in a window, stops it
-// after an idle period and keeps a ring buffer of its stderr. Every timer
-// runs on the injected clock.
+// process. It starts the process on the first MCP request and checks its
+// health on an interval. It restarts it after a crash with capped
+// exponential backoff, and holds it in crash_loop after too many restarts
+// in a window. It stops it after an idle period and keeps a ring buffer of
+// its stderr. Every timer runs on the injected clock.
 //
 // The MCP endpoint (endpoint.go, stream.go) speaks the Streamable HTTP
 // transport on fasthttp: initialize opens an MCP session, bound to its

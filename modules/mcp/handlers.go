@@ -260,7 +260,7 @@ func (m *Module) updateServer(r *edge.Request) error {
 	}
 
 	if srv := m.servers.known(row.ID); srv != nil && reconfigured {
-		// The answer waits until the old process is gone, so no request
+		// The response waits until the old process is gone, so no request
 		// after it reaches the process with the old config.
 		ctx, cancel := context.WithTimeout(context.Background(), m.opts.StopGrace+2*stopKillWait)
 		err := m.servers.ask(ctx, srv, func(reply chan error) any { return &reconfigure{reply: reply} })

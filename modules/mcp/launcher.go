@@ -17,8 +17,8 @@ type process interface {
 	ExitErr() error
 	Health(ctx context.Context) error
 	OpenSession(ctx context.Context) (host.Session, error)
-	// Stop asks the plugin to exit, kills its process group after grace and
-	// waits until the process is gone.
+	// Stop requests that the plugin exit, kills its process group after
+	// grace and waits until the process is gone.
 	Stop(ctx context.Context, grace time.Duration) error
 }
 

@@ -59,7 +59,8 @@ func secretEnv(secrets map[string]string) []string {
 }
 
 // Per-server tokens are tokenPrefix followed by 32 random bytes in
-// unpadded base64url. The prefix tells them from access tokens at a glance.
+// unpadded base64url. The prefix distinguishes them from access tokens at a
+// glance.
 const (
 	tokenPrefix = "nxm_"
 	tokenBytes  = 32

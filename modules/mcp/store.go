@@ -144,7 +144,7 @@ func (s *store) server(ctx context.Context, userID, id string) (serverRow, error
 	return row, err
 }
 
-// serverByID returns the server id whoever owns it.
+// serverByID returns the server with this id, whatever its owner.
 func (s *store) serverByID(ctx context.Context, id string) (serverRow, error) {
 	row, err := scanServer(s.db.QueryRowContext(ctx, `SELECT `+serverColumns+` FROM mcp_servers WHERE id = $1`, id))
 	if err != nil && !errors.Is(err, errNotFound) {

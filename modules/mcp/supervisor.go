@@ -55,8 +55,8 @@ func (e *unavailableError) Error() string {
 }
 
 // Messages to a supervisor. Replies go through buffered channels, so the
-// actor never blocks on a caller. A server's process always runs on the
-// node of its supervisor, so the messages need not cross a process boundary.
+// actor never blocks on a caller. The supervisor starts its server's
+// process itself, on its own node, so these messages stay in one process.
 type (
 	// ensureRunning requests that the server run; reply receives nil once it runs.
 	ensureRunning struct{ reply chan error }
@@ -294,13 +294,13 @@ func (s *supervisor) handleExited(ctx actor.Context, msg *exited) {
 func (s *supervisor) crashed(ctx actor.Context, reason string) {
 	now := s.deps.clock.Now()
 	opts := s.deps.opts
-	kept := s.restarts[:0]
+	recent := s.restarts[:0]
 	for _, at := range s.restarts {
 		if now.Sub(at) < opts.CrashLoopWindow {
-			kept = append(kept, at)
+			recent = append(recent, at)
 		}
 	}
-	s.restarts = kept
+	s.restarts = recent
 
 	if len(s.restarts) >= opts.CrashLoopRestarts {
 		s.server.setState(stateCrashLoop, reason)
@@ -314,7 +314,7 @@ func (s *supervisor) crashed(ctx actor.Context, reason string) {
 	s.restarts = append(s.restarts, now)
 	delay := backoff(opts.BackoffBase, opts.BackoffMax, len(s.restarts))
 	// The timer is armed before the state shows restarting, so a test that
-	// sees the state can move a fake clock past the backoff.
+	// reads that state can move a fake clock past the backoff.
 	s.restartTimer = s.after(ctx, delay, &restartDue{generation: s.generation})
 	s.server.setRestarting(reason, now.Add(delay))
 	s.deps.metrics.restarts.WithLabelValues(s.server.plugin).Inc()

@@ -51,8 +51,8 @@ func TestSweepKeepsReferencedAndRecentBlobs(t *testing.T) {
 		}
 		for digest, wantKept := range map[string]bool{"sha256:used": true, "sha256:orphan": false, "sha256:again": true} {
 			_, err := blobs.Get(ctx, digest)
-			if kept := err == nil; kept != wantKept {
-				t.Errorf("%s kept = %v (%v), want %v", digest, kept, err, wantKept)
+			if stored := err == nil; stored != wantKept {
+				t.Errorf("%s stored = %v (%v), want %v", digest, stored, err, wantKept)
 			}
 			if err != nil && !errors.Is(err, errBlobNotFound) {
 				t.Errorf("get %s: %v", digest, err)

@@ -192,8 +192,8 @@ func (s *store) addOwner(ctx context.Context, name, actor, newOwner string, now 
 		if err != nil {
 			return err
 		}
-		var one int
-		err = tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE id = $1`, newOwner).Scan(&one)
+		var found int
+		err = tx.QueryRowContext(ctx, `SELECT 1 FROM users WHERE id = $1`, newOwner).Scan(&found)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errUserUnknown
 		}

@@ -196,21 +196,21 @@ func (s *store) publishOnce(ctx context.Context, tx *sql.Tx, in publishInput) (v
 func (s *store) claimName(ctx context.Context, tx *sql.Tx, in publishInput) (int64, error) {
 	name := in.Manifest.Name
 	var skillID int64
-	var taken string
-	err := tx.QueryRowContext(ctx, `SELECT id, name FROM skills WHERE folded_name = $1`, foldName(name)).Scan(&skillID, &taken)
+	var existing string
+	err := tx.QueryRowContext(ctx, `SELECT id, name FROM skills WHERE folded_name = $1`, foldName(name)).Scan(&skillID, &existing)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return 0, fmt.Errorf("look up skill name %s: %w", name, err)
-	case taken != name:
-		return 0, &nameTakenError{SimilarTo: taken}
+	case existing != name:
+		return 0, &nameTakenError{SimilarTo: existing}
 	default:
 		owner, err := isOwner(ctx, tx, skillID, in.UserID)
 		if err != nil {
 			return 0, err
 		}
 		if !owner {
-			return 0, &nameTakenError{SimilarTo: taken}
+			return 0, &nameTakenError{SimilarTo: existing}
 		}
 		return skillID, nil
 	}
@@ -456,8 +456,8 @@ func ownedSkill(ctx context.Context, q querier, name, userID string) (int64, err
 }
 
 func isOwner(ctx context.Context, q querier, skillID int64, userID string) (bool, error) {
-	var one int
-	err := q.QueryRowContext(ctx, `SELECT 1 FROM skill_owners WHERE skill_id = $1 AND user_id = $2`, skillID, userID).Scan(&one)
+	var found int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM skill_owners WHERE skill_id = $1 AND user_id = $2`, skillID, userID).Scan(&found)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

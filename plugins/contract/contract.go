@@ -17,7 +17,7 @@
 //	}
 //
 // Each BytesValue on a Session stream is one JSON-RPC 2.0 message encoded as
-// JSON. One stream is one MCP session; the host ends a session by closing
+// JSON. One stream is one MCP session. The host ends a session by closing
 // its send side, and the plugin ends it by returning from the stream.
 package contract
 

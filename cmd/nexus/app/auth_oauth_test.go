@@ -68,7 +68,7 @@ func pkcePair(t *testing.T) (verifier, challenge string) {
 	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// appFlow is one sign-in as the app sees it.
+// appFlow is the app's side of one sign-in.
 type appFlow struct {
 	verifier string
 	state    string

@@ -34,7 +34,7 @@ import (
 //     (JWT, admission by the user's actor, the MCP endpoint responding with
 //     text/event-stream) and the plugin process;
 //   - edge_json: a plain HTTP client posting the JSON-RPC request through
-//     the same path, answered as application/json.
+//     the same path, with the response as application/json.
 //
 // Each reports the median and the 99th percentile of the round trips in
 // microseconds beside ns/op. Run it with a fixed count, for example
